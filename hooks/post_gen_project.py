@@ -1,0 +1,84 @@
+"""Remove the files of disabled options and print the next steps.
+
+Runs inside the freshly generated project. Whole optional features are whole
+files, so turning one off is deleting them, not a maze of Jinja conditionals.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+ANSWERS = r"""{{ cookiecutter | tojson }}"""
+BACKENDS = ("memory", "redis")
+
+
+def remove(root: Path, *relative_paths: str) -> None:
+    for relative in relative_paths:
+        path = root / relative
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def remove_broadcast_files(root: Path, package: str) -> None:
+    remove(
+        root,
+        f"{package}/broadcast.py",
+        f"{package}/broadcast_routes.py",
+        f"{package}/hub.py",
+        "tests/test_broadcast.py",
+        "tests/test_slow_client.py",
+        *(f"{package}/broker_{backend}.py" for backend in BACKENDS),
+    )
+
+
+def choose_broker(root: Path, package: str, backend: str) -> None:
+    """Keep ``broker_<backend>.py`` as ``broker.py``; drop the others."""
+    for other in BACKENDS:
+        if other != backend:
+            remove(root, f"{package}/broker_{other}.py")
+    (root / package / f"broker_{backend}.py").rename(root / package / "broker.py")
+
+
+def remove_redis_files(root: Path) -> None:
+    remove(root, "tests/test_redis.py", "tests/redis_server.py")
+
+
+def apply_options(root: Path, answers: dict[str, Any]) -> None:
+    package = answers["package_name"]
+    if answers["broadcast"]:
+        choose_broker(root, package, answers["broadcast_backend"])
+    else:
+        remove_broadcast_files(root, package)
+    if answers.get("broadcast_backend") != "redis" or not answers["broadcast"]:
+        remove_redis_files(root)
+
+
+def next_steps(answers: dict[str, Any]) -> str:
+    slug, package = answers["project_slug"], answers["package_name"]
+    return "\n".join(
+        [
+            f"Created {slug}/. Next:",
+            f"  cd {slug}",
+            "  python -m venv .venv && . .venv/bin/activate",
+            "  pip install -e '.[test]'",
+            f"  QUART_APP={package}:app quart run      # http://127.0.0.1:5000",
+            "  pytest",
+        ]
+    )
+
+
+def main() -> int:
+    answers = json.loads(ANSWERS)
+    apply_options(Path.cwd(), answers)
+    print(next_steps(answers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

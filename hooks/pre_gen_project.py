@@ -1,0 +1,84 @@
+"""Refuse bad answers before anything is generated.
+
+Cookiecutter renders this file, then runs it; on exit status 1 it removes the
+half-made project folder. Answers arrive as JSON (through ``tojson``) so that
+quotes or backslashes in a name cannot break this script.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import sys
+from typing import Any
+
+ANSWERS = r"""{{ cookiecutter | tojson }}"""
+
+SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
+PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
+BACKENDS = ("memory", "redis")
+# Modules the generated app imports: a package of the same name would shadow them.
+TAKEN = {"quart", "hypercorn", "redis", "websockets", "werkzeug", "tests", "app"}
+
+
+def check_project_name(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return "project_name: must not be empty"
+    if "\n" in value or "\r" in value:
+        return "project_name: must be a single line"
+    return None
+
+
+def check_project_slug(value: Any) -> str | None:
+    if not isinstance(value, str) or not SLUG.fullmatch(value):
+        return (
+            f"project_slug: {value!r} is not a valid slug "
+            "(lowercase letters, digits and hyphens, starting with a letter)"
+        )
+    return None
+
+
+def check_package_name(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.isidentifier():
+        return f"package_name: {value!r} is not a Python identifier"
+    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        return f"package_name: {value!r} is a Python keyword"
+    if not PACKAGE.fullmatch(value):
+        return f"package_name: {value!r} must be lowercase ASCII (PEP 8)"
+    if value in sys.stdlib_module_names or value in TAKEN:
+        return f"package_name: {value!r} would shadow the module of the same name"
+    return None
+
+
+def check_broadcast(broadcast: Any, backend: Any) -> str | None:
+    if not isinstance(broadcast, bool):
+        return f"broadcast: {broadcast!r} is not a boolean (use true or false)"
+    if backend not in BACKENDS:
+        return f"broadcast_backend: {backend!r} is not one of {', '.join(BACKENDS)}"
+    if backend != "memory" and not broadcast:
+        return f"broadcast_backend: {backend!r} needs broadcast=true"
+    return None
+
+
+def first_error(answers: dict[str, Any]) -> str | None:
+    """Return a one-line message naming the first bad field, or None."""
+    checks = (
+        check_project_name(answers.get("project_name")),
+        check_project_slug(answers.get("project_slug")),
+        check_package_name(answers.get("package_name")),
+        check_broadcast(answers.get("broadcast"), answers.get("broadcast_backend")),
+    )
+    return next((error for error in checks if error), None)
+
+
+def main() -> int:
+    error = first_error(json.loads(ANSWERS))
+    if error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Render the template with chosen answers, through cookiecutter's own CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The supported option combinations (cookiecutter-django style): id -> answers.
+SUPPORTED: dict[str, dict[str, Any]] = {
+    "no-broadcast": {"broadcast": False},
+    "broadcast-memory": {"broadcast": True, "broadcast_backend": "memory"},
+    "broadcast-redis": {"broadcast": True, "broadcast_backend": "redis"},
+}
+
+
+def cookiecutter(output: Path, answers: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Run ``cookiecutter --no-input`` as a user would; never raises."""
+    pairs = [f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+             for key, value in answers.items()]  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output), str(ROOT), *pairs],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+Render = Callable[..., Path]
+
+
+@pytest.fixture
+def render(tmp_path: Path) -> Render:
+    """Render with ``answers``; return the project folder."""
+
+    def run(**answers: Any) -> Path:
+        result = cookiecutter(tmp_path, answers)
+        assert result.returncode == 0, result.stderr
+        (project,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+        return project
+
+    return run
+
+
+def load_hook(name: str) -> ModuleType:
+    """Import ``hooks/<name>.py`` unrendered: its Jinja sits inside a string."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,91 @@
+"""Unit tests of the hooks' functions, without rendering."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, load_hook
+
+pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
+
+GOOD = {
+    "project_name": "Quart WS App",
+    "project_slug": "quart-ws-app",
+    "package_name": "quart_ws_app",
+    "broadcast": True,
+    "broadcast_backend": "memory",
+}
+
+
+def test_good_answers_pass() -> None:
+    assert pre_gen.first_error(GOOD) is None
+    assert pre_gen.first_error({**GOOD, "broadcast": False}) is None
+    assert pre_gen.first_error({**GOOD, "broadcast_backend": "redis"}) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("project_name", ""),
+        ("project_name", "two\nlines"),
+        ("project_slug", "Has Spaces"),
+        ("project_slug", "Capital"),
+        ("project_slug", "-leading"),
+        ("project_slug", "9lives"),
+        ("package_name", "not-an-identifier"),
+        ("package_name", "class"),
+        ("package_name", "match"),
+        ("package_name", "CamelCase"),
+        ("package_name", "asyncio"),
+        ("package_name", "quart"),
+        ("broadcast", "yes"),
+        ("broadcast_backend", "kafka"),
+    ],
+)
+def test_bad_answer_names_its_field(field: str, value: object) -> None:
+    error = pre_gen.first_error({**GOOD, field: value})
+    assert error is not None
+    assert error.startswith(f"{field}:")
+    assert "\n" not in error
+
+
+def test_redis_backend_needs_broadcast() -> None:
+    error = pre_gen.first_error({**GOOD, "broadcast": False, "broadcast_backend": "redis"})
+    assert error is not None and error.startswith("broadcast_backend:")
+
+
+def copy_template(tmp_path: Path) -> Path:
+    """The unrendered project folder, named as if rendered with the defaults."""
+    source = ROOT / "{{cookiecutter.project_slug}}"
+    project = tmp_path / "project"
+    shutil.copytree(source, project)
+    (project / "{{cookiecutter.package_name}}").rename(project / "quart_ws_app")
+    return project
+
+
+def test_post_gen_keeps_the_chosen_broker(tmp_path: Path) -> None:
+    project = copy_template(tmp_path)
+    post_gen.apply_options(project, {**GOOD, "broadcast_backend": "redis"})
+    package = project / "quart_ws_app"
+    assert (package / "broker.py").exists()
+    assert "redis" in (package / "broker.py").read_text()
+    assert not list(package.glob("broker_*.py"))
+    assert (project / "tests" / "test_redis.py").exists()
+
+
+def test_post_gen_removes_broadcast_files(tmp_path: Path) -> None:
+    project = copy_template(tmp_path)
+    post_gen.apply_options(project, {**GOOD, "broadcast": False})
+    names = {path.name for path in project.rglob("*")}
+    for gone in ("broadcast.py", "hub.py", "broker.py", "broker_memory.py", "test_broadcast.py"):
+        assert gone not in names
+
+
+def test_next_steps_name_the_project() -> None:
+    text = post_gen.next_steps(GOOD)
+    assert "cd quart-ws-app" in text
+    assert "quart_ws_app:app" in text

@@ -1,0 +1,137 @@
+"""Render every supported combination and read the result as its user would."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import SUPPORTED, Render, cookiecutter
+
+TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".js", ".css", ".txt", ""}
+
+
+def text_files(project: Path) -> list[Path]:
+    return [p for p in project.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES]
+
+
+@pytest.fixture(params=list(SUPPORTED), ids=list(SUPPORTED))
+def answers(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return SUPPORTED[request.param]
+
+
+def test_defaults_render_the_spec_layout(render: Render) -> None:
+    project = render()
+    assert project.name == "quart-ws-app"
+    package = project / "quart_ws_app"
+    for relative in (
+        "__init__.py",
+        "static/js/client.js",
+        "static/css/style.css",
+        "templates/index.html",
+        "broker.py",
+    ):
+        assert (package / relative).is_file(), relative
+    for relative in (
+        "pyproject.toml",
+        "README.md",
+        "hypercorn.toml",
+        ".gitignore",
+        ".gitattributes",
+    ):
+        assert (project / relative).is_file(), relative
+
+
+def test_no_template_variable_survives(render: Render, answers: dict[str, Any]) -> None:
+    project = render(**answers)
+    for path in text_files(project):
+        assert "cookiecutter" not in path.read_text(encoding="utf-8"), path
+    assert not [p for p in project.rglob("*") if "{{" in p.name or "}}" in p.name]
+
+
+def test_python_and_toml_files_parse(render: Render, answers: dict[str, Any]) -> None:
+    project = render(**answers)
+    for path in project.rglob("*.py"):
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for path in project.rglob("*.toml"):
+        tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def test_app_templates_keep_their_jinja(render: Render) -> None:
+    page = (render() / "quart_ws_app" / "templates" / "index.html").read_text()
+    assert "{{ title }}" in page
+    assert "{% for name in channels %}" in page
+
+
+def test_broadcast_off_leaves_no_trace(render: Render) -> None:
+    project = render(broadcast=False)
+    assert not list(project.rglob("*broadcast*"))
+    assert not list(project.rglob("broker*.py"))
+    assert not list(project.rglob("hub.py"))
+    for path in project.rglob("*.py"):
+        assert not re.search("broadcast|broker|redis", path.read_text(), re.I), path
+    assert "redis" not in (project / "pyproject.toml").read_text()
+
+
+def test_memory_backend_has_no_redis(render: Render) -> None:
+    project = render(broadcast_backend="memory")
+    for path in project.rglob("*.py"):
+        assert not re.search(r"^\s*(from|import) redis", path.read_text(), re.M), path
+    assert not list(project.rglob("*redis*"))
+    assert "redis" not in (project / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['Léa\'s "Chat"', "O'Brien \\ Sons", "Ünïcode Ørsted", "Tabs\tand  spaces"],
+)
+def test_awkward_project_names_give_valid_code(render: Render, name: str) -> None:
+    project = render(project_name=name)
+    assert re.fullmatch(r"[a-z][a-z0-9-]*", project.name)
+    for path in project.rglob("*.py"):
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert name in pyproject["project"]["description"]
+    config = (project / project.name.replace("-", "_") / "config.py").read_text("utf-8")
+    assert title_default(config) == name
+
+
+def title_default(config_source: str) -> object:
+    """The value of ``DEFAULTS["TITLE"]`` in config.py, read without importing it."""
+    for node in ast.walk(ast.parse(config_source)):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == "TITLE":
+                    return ast.literal_eval(value)
+    raise AssertionError("no TITLE in DEFAULTS")
+
+
+@pytest.mark.parametrize(
+    ("answers", "field"),
+    [
+        ({"package_name": "not-valid"}, "package_name"),
+        ({"package_name": "import"}, "package_name"),
+        ({"package_name": "json"}, "package_name"),
+        ({"project_slug": "Has Spaces"}, "project_slug"),
+        ({"project_slug": "Capitals"}, "project_slug"),
+        ({"broadcast": "false", "broadcast_backend": "redis"}, "broadcast_backend"),
+    ],
+)
+def test_bad_answers_stop_generation(tmp_path: Path, answers: dict[str, Any], field: str) -> None:
+    result = cookiecutter(tmp_path, answers)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"ERROR: {field}:")
+    assert not list(tmp_path.iterdir()), "a half-made project was left behind"
+
+
+def test_unknown_choice_is_refused_by_cookiecutter(tmp_path: Path) -> None:
+    result = cookiecutter(tmp_path, {"broadcast_backend": "kafka"})
+    assert result.returncode == 1
+    assert "broadcast_backend" in result.stderr.splitlines()[-1]
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,85 @@
+"""Run the app under Hypercorn, as in production, for tests that need real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class LiveServer:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_healthy(server: LiveServer, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"hypercorn exited with status {server.process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"hypercorn did not answer on port {server.port} within {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def run_server(port: int | None = None, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """Serve ``<package>:app`` with hypercorn.toml from the project root."""
+    port = port or free_port()
+    command = [
+        sys.executable, "-m", "hypercorn",
+        "--config", "hypercorn.toml",
+        "--bind", f"127.0.0.1:{port}",
+        "{{ cookiecutter.package_name }}:app",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+    )
+    server = LiveServer(process, port)
+    try:
+        wait_until_healthy(server)
+        yield server
+    finally:
+        stop(process)

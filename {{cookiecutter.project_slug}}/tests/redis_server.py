@@ -1,0 +1,86 @@
+"""A real redis-server on a free port of 127.0.0.1, for the redis backend's tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from .live_server import free_port
+
+INSTALL_HINT = "redis-server is not on PATH (Debian: apt-get install redis-server)"
+
+
+def require_redis_server() -> str:
+    """The binary's path; skip (or fail, with REQUIRE_REDIS=1) if it is missing."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail(INSTALL_HINT)
+        pytest.skip(INSTALL_HINT)
+    return binary
+
+
+def ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """Start, stop and restart one redis-server process on a fixed port."""
+
+    def __init__(self, binary: str, port: int | None = None) -> None:
+        self.binary = binary
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]  # nothing written to disk
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not ping(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    server = RedisServer(require_redis_server())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_redis() -> Iterator[RedisServer]:
+    """One redis-server for the run; apps and servers find it via QUART_REDIS_URL."""
+    with running_redis() as server, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QUART_REDIS_URL", server.url)
+        yield server

@@ -1,0 +1,164 @@
+"""Broadcast: websocket, POST and background task reach every client."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from quart import Quart
+from quart.testing.connections import WebsocketDisconnectError
+from quart.typing import TestClientProtocol as Client
+
+from {{ cookiecutter.package_name }}.broadcast import broadcast
+from {{ cookiecutter.package_name }}.hub import Hub
+
+from .conftest import AppFactory, wait_for
+
+TOKEN = "test-token"
+
+
+def subscriber_count(app: Quart) -> int:
+    hub: Hub = app.extensions["broker"].hub
+    return len(hub.subscribers)
+
+
+@pytest.fixture
+async def app_with_token(make_app: AppFactory) -> Quart:
+    return await make_app(BROADCAST_TOKEN=TOKEN)
+
+
+async def test_websocket_message_reaches_every_client_and_the_sender(
+    app_with_token: Quart,
+) -> None:
+    client = app_with_token.test_client()
+    async with (
+        client.websocket("/ws/broadcast") as alice,
+        client.websocket("/ws/broadcast") as bob,
+        client.websocket("/ws/broadcast") as carol,
+    ):
+        await wait_for(lambda: subscriber_count(app_with_token) == 3)
+        await alice.send("hello all")
+        for ws in (alice, bob, carol):
+            assert await asyncio.wait_for(ws.receive(), 5) == "hello all"
+        await bob.send(b"\x01\x02")
+        for ws in (alice, bob, carol):
+            assert await asyncio.wait_for(ws.receive(), 5) == b"\x01\x02"
+
+
+async def test_post_reaches_every_client(app_with_token: Quart) -> None:
+    client = app_with_token.test_client()
+    async with client.websocket("/ws/broadcast") as one, client.websocket("/ws/broadcast") as two:
+        await wait_for(lambda: subscriber_count(app_with_token) == 2)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        response = await client.post("/api/broadcast", data="from POST", headers=headers)
+        assert response.status_code == 204
+        assert await asyncio.wait_for(one.receive(), 5) == "from POST"
+        assert await asyncio.wait_for(two.receive(), 5) == "from POST"
+
+        headers["Content-Type"] = "application/octet-stream"
+        response = await client.post("/api/broadcast", data=b"\xff\x00", headers=headers)
+        assert response.status_code == 204
+        assert await asyncio.wait_for(one.receive(), 5) == b"\xff\x00"
+
+
+async def test_background_task_can_broadcast(app_with_token: Quart) -> None:
+    client = app_with_token.test_client()
+    async with client.websocket("/ws/broadcast") as ws:
+        await wait_for(lambda: subscriber_count(app_with_token) == 1)
+        app_with_token.add_background_task(broadcast, "from the background")
+        assert await asyncio.wait_for(ws.receive(), 5) == "from the background"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong", f"Basic {TOKEN}", "Bearer", f"bearer {TOKEN}x"],
+    ids=["missing", "wrong", "not-bearer", "empty", "prefix"],
+)
+async def test_post_without_the_right_token_is_401(
+    app_with_token: Quart, authorization: str | None
+) -> None:
+    client = app_with_token.test_client()
+    async with client.websocket("/ws/broadcast") as ws:
+        await wait_for(lambda: subscriber_count(app_with_token) == 1)
+        headers = {"Authorization": authorization} if authorization else {}
+        response = await client.post("/api/broadcast", data="nope", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        # Nothing was delivered: the next message is the one sent after.
+        await ws.send("after")
+        assert await asyncio.wait_for(ws.receive(), 5) == "after"
+
+
+async def test_post_is_refused_when_no_token_is_configured(client: Client) -> None:
+    response = await client.post(
+        "/api/broadcast", data="x", headers={"Authorization": "Bearer anything"}
+    )
+    assert response.status_code == 403
+
+
+async def test_post_rejects_a_body_that_is_not_utf8(app_with_token: Quart) -> None:
+    response = await app_with_token.test_client().post(
+        "/api/broadcast", data=b"\xff", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert response.status_code == 400
+
+
+async def test_disconnect_removes_the_queue(app_with_token: Quart) -> None:
+    client = app_with_token.test_client()
+    async with client.websocket("/ws/broadcast"):
+        async with client.websocket("/ws/broadcast"):
+            await wait_for(lambda: subscriber_count(app_with_token) == 2)
+        await wait_for(lambda: subscriber_count(app_with_token) == 1)
+    await wait_for(lambda: subscriber_count(app_with_token) == 0)
+
+
+async def test_oversized_broadcast_message_closes_with_1009(make_app: AppFactory) -> None:
+    app = await make_app(MAX_MESSAGE_SIZE=8)
+    async with app.test_client().websocket("/ws/broadcast") as ws:
+        await ws.send("123456789")
+        with pytest.raises(WebsocketDisconnectError) as closed:
+            await ws.receive()
+        assert closed.value.args[0] == 1009
+
+
+async def test_hub_cuts_off_a_full_queue_and_serves_the_rest() -> None:
+    hub = Hub(queue_size=3)
+
+    async def stalled() -> None:
+        with hub.subscribe():
+            await asyncio.sleep(3600)  # never reads its queue
+
+    slow_task = asyncio.create_task(stalled())
+    await asyncio.sleep(0)
+    with hub.subscribe() as reader:
+        for number in range(10):
+            hub.deliver(number.to_bytes())
+            assert reader.queue.get_nowait() == number.to_bytes()
+        await asyncio.wait({slow_task}, timeout=1)
+        assert slow_task.cancelled()
+        assert len(hub.subscribers) == 1
+
+
+async def test_hub_survives_subscribers_coming_and_going_during_delivery() -> None:
+    hub = Hub(queue_size=1000)
+    received: list[int] = []
+
+    async def short_lived(ticks: int) -> None:
+        with hub.subscribe():
+            for _ in range(ticks):
+                await asyncio.sleep(0)
+
+    async def publisher() -> None:
+        for _ in range(200):
+            hub.deliver("tick")
+            received.append(len(hub.subscribers))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(publisher(), *(short_lived(n % 17) for n in range(300)))
+    assert len(received) == 200
+    assert not hub.subscribers
+
+
+async def test_queue_size_must_be_positive(make_app: AppFactory) -> None:
+    with pytest.raises(ValueError, match="QUART_BROADCAST_QUEUE_SIZE"):
+        await make_app(BROADCAST_QUEUE_SIZE=-1)

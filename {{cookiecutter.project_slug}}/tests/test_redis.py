@@ -1,0 +1,122 @@
+"""The redis backend, against a real redis-server and real app processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from quart import Quart
+from websockets.asyncio.client import ClientConnection, connect
+
+from {{ cookiecutter.package_name }}.broker import decode, encode
+
+from .conftest import AppFactory, wait_for
+from .live_server import LiveServer, run_server
+from .redis_server import RedisServer, running_redis
+from .test_broadcast import subscriber_count
+
+TOKEN = "redis-test-token"
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+async def two_apps(make_app: AppFactory, redis_server: RedisServer) -> tuple[Quart, Quart]:
+    """Two apps in one process, each with its own subscription: two "workers"."""
+    first = await make_app(REDIS_URL=redis_server.url, BROADCAST_TOKEN=TOKEN)
+    second = await make_app(REDIS_URL=redis_server.url, BROADCAST_TOKEN=TOKEN)
+    return first, second
+
+
+def test_text_and_bytes_survive_encoding() -> None:
+    for message in ("héllo", "", b"\x00\xff", b"", "t", b"b"):
+        assert decode(encode(message)) == message
+        assert type(decode(encode(message))) is type(message)
+
+
+async def test_post_to_one_app_reaches_clients_of_both(two_apps: tuple[Quart, Quart]) -> None:
+    first, second = two_apps
+    async with (
+        first.test_client().websocket("/ws/broadcast") as on_first,
+        second.test_client().websocket("/ws/broadcast") as on_second,
+    ):
+        await wait_for(lambda: subscriber_count(first) == subscriber_count(second) == 1)
+        response = await first.test_client().post(
+            "/api/broadcast", data="hello both", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert response.status_code == 204
+        assert await asyncio.wait_for(on_first.receive(), 5) == "hello both"
+        assert await asyncio.wait_for(on_second.receive(), 5) == "hello both"
+        await on_second.send(b"\x00bytes")
+        assert await asyncio.wait_for(on_first.receive(), 5) == b"\x00bytes"
+
+
+def get(url: str, token: str | None = None, data: bytes | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def healthy(server: LiveServer) -> bool:
+    return get(f"{server.http_url}/healthz")[0] == 200
+
+
+@pytest.fixture
+def two_servers(redis_server: RedisServer) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two Hypercorn processes sharing one redis-server."""
+    env = {"QUART_REDIS_URL": redis_server.url, "QUART_BROADCAST_TOKEN": TOKEN}
+    with run_server(env=env) as first, run_server(env=env) as second:
+        yield first, second
+
+
+async def expect(clients: list[ClientConnection], message: str) -> None:
+    for ws in clients:
+        assert await asyncio.wait_for(ws.recv(), 10) == message
+
+
+async def post(server: LiveServer, body: str) -> int:
+    status, _ = await asyncio.to_thread(
+        get, f"{server.http_url}/api/broadcast", TOKEN, body.encode()
+    )
+    return status
+
+
+async def test_two_processes_share_broadcasts_and_survive_a_redis_restart(
+    redis_server: RedisServer, two_servers: tuple[LiveServer, LiveServer]
+) -> None:
+    first, second = two_servers
+    async with (
+        connect(f"{first.ws_url}/ws/broadcast") as a,
+        connect(f"{second.ws_url}/ws/broadcast") as b,
+    ):
+        clients = [a, b]
+        assert await post(first, "posted to the first") == 204
+        await expect(clients, "posted to the first")
+        await b.send("sent on the second")
+        await expect(clients, "sent on the second")
+
+        redis_server.stop()
+        await wait_for(lambda: not healthy(first), within=15)
+        status, body = get(f"{first.http_url}/healthz")
+        assert status == 503
+        assert json.loads(body)["checks"]["redis"] == "down"
+        assert await post(first, "lost") == 503
+
+        redis_server.start()  # same port, empty: nothing survives but the app
+        await wait_for(lambda: healthy(first) and healthy(second), within=15)
+        assert await post(second, "after the restart") == 204
+        await expect(clients, "after the restart")  # on the same sockets
+        await a.send("from a, after")
+        await expect(clients, "from a, after")

@@ -1,0 +1,40 @@
+"""Configuration: defaults, overridden by ``QUART_*`` environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from quart import Quart
+
+DEFAULTS: dict[str, Any] = {
+    "TITLE": {{ cookiecutter.project_name | tojson }},
+    # Extra origins (besides this host's own) allowed to open a websocket.
+    "ALLOWED_ORIGINS": "",
+    # Keep in step with websocket_max_message_size in hypercorn.toml.
+    "MAX_MESSAGE_SIZE": 1024 * 1024,
+}
+
+
+def load_config(app: Quart, overrides: Mapping[str, Any] | None = None) -> None:
+    """Fill ``app.config`` and check it, so that a bad value fails at start-up."""
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env()  # QUART_FOO=... becomes app.config["FOO"]
+    app.config.update(overrides or {})
+    size = positive_int(app.config, "MAX_MESSAGE_SIZE")
+    app.config["MAX_CONTENT_LENGTH"] = size  # POST bodies get the same limit
+    app.config["ALLOWED_ORIGINS"] = origin_set(app.config["ALLOWED_ORIGINS"])
+
+
+def positive_int(config: Mapping[str, Any], key: str) -> int:
+    """Return ``config[key]`` as an int above zero, or raise naming the variable."""
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"QUART_{key} must be a positive integer, got {value!r}")
+    return value
+
+
+def origin_set(value: str | list[str] | frozenset[str]) -> frozenset[str]:
+    """Parse origins given as a list or as a comma or space separated string."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    return frozenset(item.strip().rstrip("/").lower() for item in items)

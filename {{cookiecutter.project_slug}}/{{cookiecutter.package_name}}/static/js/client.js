@@ -1,0 +1,68 @@
+// A websocket client that reconnects by itself.
+//
+//   const socket = connect("/ws", { onmessage, onstatus });
+//   socket.send("hello");   // false while disconnected
+//   socket.status;          // "connecting" | "connected" | "disconnected"
+//   socket.close();         // stop for good
+//
+// The URL follows the page: wss: under https:, and the page's own host.
+// After a drop it retries with exponential backoff and jitter, so that a
+// restarted server is not hit by every client at the same instant.
+
+const FIRST_DELAY_MS = 250;
+const MAX_DELAY_MS = 4000;
+
+export function socketUrl(path, location = window.location) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${path}`;
+}
+
+export function retryDelay(attempt) {
+  const ceiling = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** attempt);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+export function connect(path, { onmessage = () => {}, onstatus = () => {} } = {}) {
+  let ws = null;
+  let attempt = 0;
+  let timer = null;
+  let stopped = false;
+  const client = { status: "connecting" };
+
+  function setStatus(status, detail = "") {
+    client.status = status;
+    onstatus(status, detail);
+  }
+
+  function open() {
+    setStatus("connecting");
+    ws = new WebSocket(socketUrl(path));
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => {
+      attempt = 0;
+      setStatus("connected");
+    };
+    ws.onmessage = (event) => onmessage(event.data);
+    ws.onclose = (event) => {
+      if (stopped) return;
+      const delay = retryDelay(attempt++);
+      setStatus("disconnected", `code ${event.code}, retrying in ${(delay / 1000).toFixed(1)} s`);
+      timer = setTimeout(open, delay);
+    };
+  }
+
+  client.send = (data) => {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(data);
+    return true;
+  };
+  client.close = () => {
+    stopped = true;
+    clearTimeout(timer);
+    if (ws) ws.close(1000);
+    setStatus("disconnected");
+  };
+
+  open();
+  return client;
+}
