@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parent
 OPTIONS = json.loads((ROOT / "cookiecutter.json").read_text())
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["template", "project", "lint"]
+nox.options.sessions = ["template", "project", "lint", "browser"]
 nox.options.error_on_missing_interpreters = True
 
 # Every supported combination, read from cookiecutter.json: a new backend
@@ -30,6 +31,7 @@ COMBINATIONS = [
     ),
 ]
 COOKIECUTTER = "cookiecutter>=2.7"
+SYSTEM_TMP = tempfile.gettempdir()  # read before nox points TMPDIR into .nox
 
 
 def require_binary(session: nox.Session, binary: str, debian_package: str) -> None:
@@ -77,6 +79,20 @@ def project(session: nox.Session, answers: dict[str, str]) -> None:
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     session.run("pytest", "-rs", *session.posargs, env=env)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """Drive the rendered page in Debian's Chromium with Playwright; save a screenshot."""
+    require_binary(session, "chromium", "chromium")
+    path = render(session, {"broadcast": "true"})
+    screenshot = Path(session.create_tmp()).resolve() / "browser-page.png"
+    session.chdir(path)
+    session.install("-e", ".[test,browser]")
+    # Chromium's socket paths must stay short: keep its temp files out of .nox.
+    env = {"REQUIRE_BROWSER": "1", "SCREENSHOT_PATH": str(screenshot), "TMPDIR": SYSTEM_TMP}
+    session.run("pytest", "-m", "browser", "-v", *session.posargs, env=env)
+    session.log(f"Screenshot of the working page: {screenshot}")
 
 
 @nox.session

@@ -33,6 +33,7 @@ def remove_broadcast_files(root: Path, package: str) -> None:
         f"{package}/hub.py",
         "tests/test_broadcast.py",
         "tests/test_slow_client.py",
+        "tests/test_browser_broadcast.py",
         *(f"{package}/broker_{backend}.py" for backend in BACKENDS),
     )
 

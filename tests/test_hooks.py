@@ -81,7 +81,14 @@ def test_post_gen_removes_broadcast_files(tmp_path: Path) -> None:
     project = copy_template(tmp_path)
     post_gen.apply_options(project, {**GOOD, "broadcast": False})
     names = {path.name for path in project.rglob("*")}
-    for gone in ("broadcast.py", "hub.py", "broker.py", "broker_memory.py", "test_broadcast.py"):
+    for gone in (
+        "broadcast.py",
+        "hub.py",
+        "broker.py",
+        "broker_memory.py",
+        "test_broadcast.py",
+        "test_browser_broadcast.py",
+    ):
         assert gone not in names
 
 

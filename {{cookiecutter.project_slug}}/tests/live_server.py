@@ -62,13 +62,16 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 
 
 @contextmanager
-def run_server(port: int | None = None, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+def run_server(
+    port: int | None = None, env: dict[str, str] | None = None, *options: str
+) -> Iterator[LiveServer]:
     """Serve ``<package>:app`` with hypercorn.toml from the project root."""
     port = port or free_port()
     command = [
         sys.executable, "-m", "hypercorn",
         "--config", "hypercorn.toml",
         "--bind", f"127.0.0.1:{port}",
+        *options,
         "{{ cookiecutter.package_name }}:app",
     ]  # fmt: skip
     process = subprocess.Popen(
