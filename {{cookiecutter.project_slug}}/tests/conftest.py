@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -20,6 +21,10 @@ from .redis_server import shared_redis  # noqa: F401 (autouse: starts redis-serv
 {%- endif %}
 
 AppFactory = Callable[..., Awaitable[Quart]]
+
+# The browser tests need the optional extra: pip install -e '.[test,browser]'.
+if importlib.util.find_spec("playwright") is None:
+    collect_ignore_glob = ["test_browser*.py"]
 
 
 async def wait_for(condition: Callable[[], bool], within: float = 5.0) -> None:
