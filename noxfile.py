@@ -97,10 +97,20 @@ def browser(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint and format-check this repo's own Python (hooks, tests, noxfile)."""
+    """Lint and format-check this repo's own Python (hooks, tests, bench, noxfile)."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "hooks", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "hooks", "tests", "noxfile.py")
+    session.run("ruff", "check", "hooks", "tests", "bench", "noxfile.py")
+    session.run("ruff", "format", "--check", "hooks", "tests", "bench", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark the rendered app against bare websockets and Starlette; print the table."""
+    path = render(session)
+    results = Path(session.create_tmp()).resolve() / "bench-results.json"
+    session.install("-e", str(path), "websockets>=13", "starlette", "uvicorn", "uvloop")
+    session.run("python", "-m", "bench.run", "--project", str(path), "--json", str(results),
+                *session.posargs)  # fmt: skip
 
 
 @nox.session

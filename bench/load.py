@@ -1,0 +1,170 @@
+"""The load client: echo round trips, broadcast fan-out, idle and stalled clients.
+
+Every scenario takes a ``Server`` (URL and process id) and returns a dict of
+figures; server CPU and memory come from /proc, never from the client's view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.uri import parse_uri
+
+from .procstat import cpu_ns, rss_bytes
+
+PAYLOAD = 64  # bytes of text per message
+
+
+@dataclass
+class Server:
+    port: int
+    pid: int
+
+    def url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def open_clients(url: str, count: int) -> list[ClientConnection]:
+    gate = asyncio.Semaphore(64)  # bounded handshakes in flight
+
+    async def one() -> ClientConnection:
+        async with gate:
+            return await connect(
+                url, compression=None, ping_interval=None, open_timeout=60, max_size=2**20
+            )
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def close_all(clients: list[ClientConnection]) -> None:
+    await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+
+
+async def echo(server: Server, connections: int = 50, duration: float = 5.0) -> dict[str, Any]:
+    """Round trips on many connections at once, each waiting for its echo."""
+    clients = await open_clients(server.url("/ws"), connections)
+    payload = "x" * PAYLOAD
+    latencies: list[float] = []
+    deadline = time.perf_counter() + duration
+
+    async def round_trips(ws: ClientConnection) -> None:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            await ws.send(payload)
+            assert await ws.recv() == payload
+            latencies.append(time.perf_counter() - start)
+
+    cpu_before, started = cpu_ns(server.pid), time.perf_counter()
+    await asyncio.gather(*(round_trips(ws) for ws in clients))
+    elapsed, cpu = time.perf_counter() - started, cpu_ns(server.pid) - cpu_before
+    await close_all(clients)
+    return {
+        "round_trips": len(latencies),
+        "per_second": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.50) * 1e3,
+        "p99_ms": percentile(latencies, 0.99) * 1e3,
+        "cpu_us": cpu / 1e3 / max(1, len(latencies)),
+    }
+
+
+def stamped(number: int) -> str:
+    head = f"{number}:{time.perf_counter_ns()}:"
+    return head + "x" * max(0, PAYLOAD - len(head))
+
+
+async def fan_out(server: Server, subscribers: int, rate: float, duration: float) -> dict[str, Any]:
+    """``rate`` broadcasts a second to ``subscribers`` clients; one of them publishes."""
+    rss_before = rss_bytes(server.pid)
+    clients = await open_clients(server.url("/ws/broadcast"), subscribers)
+    await asyncio.sleep(0.5)
+    idle_kib_each = (rss_bytes(server.pid) - rss_before) / 1024 / subscribers
+    latencies: list[float] = []
+    received = [0]
+    warm = asyncio.Event()
+    warmed = [0]
+
+    async def read(ws: ClientConnection) -> None:
+        async for message in ws:
+            number, sent, _ = str(message).split(":", 2)
+            if number == "-1":  # the warm-up message: everyone is subscribed
+                warmed[0] += 1
+                if warmed[0] == subscribers:
+                    warm.set()
+                continue
+            latencies.append((time.perf_counter_ns() - int(sent)) / 1e9)
+            received[0] += 1
+
+    readers = [asyncio.create_task(read(ws)) for ws in clients]
+    await clients[0].send(stamped(-1))
+    await asyncio.wait_for(warm.wait(), 60)
+
+    count = max(1, int(rate * duration))
+    cpu_before, started = cpu_ns(server.pid), time.perf_counter()
+    for number in range(count):
+        await clients[0].send(stamped(number))
+        next_at = started + (number + 1) / rate
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    expected = count * subscribers
+    settle = time.perf_counter() + 10
+    while received[0] < expected and time.perf_counter() < settle:
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    cpu = cpu_ns(server.pid) - cpu_before
+    for task in readers:
+        task.cancel()
+    await close_all(clients)
+    return {
+        "subscribers": subscribers,
+        "deliveries": received[0],
+        "per_second": received[0] / elapsed,
+        "loss": expected - received[0],
+        "p50_ms": percentile(latencies, 0.50) * 1e3,
+        "p99_ms": percentile(latencies, 0.99) * 1e3,
+        "cpu_us": cpu / 1e3 / max(1, received[0]),
+        "idle_kib_each": idle_kib_each,
+    }
+
+
+def stalled_socket(url: str) -> socket.socket:
+    """A websocket client that completes its handshake and then never reads."""
+    uri = parse_uri(url)
+    protocol = ClientProtocol(uri)  # offers no extension: no compression
+    sock = socket.create_connection((uri.host, uri.port))
+    protocol.send_request(protocol.connect())
+    sock.sendall(b"".join(protocol.data_to_send()))
+    while protocol.state.name != "OPEN":
+        protocol.receive_data(sock.recv(4096))
+    return sock
+
+
+async def stalled_subscriber(server: Server, messages: int = 2000) -> dict[str, Any]:
+    """Memory growth while one subscriber reads nothing and 16 KiB broadcasts flow.
+
+    32 MB in all: far more than the kernel's socket buffers can hide.
+    """
+    stalled = await asyncio.to_thread(stalled_socket, server.url("/ws/broadcast"))
+    (publisher,) = await open_clients(server.url("/ws/broadcast"), 1)
+    body = "y" * 16 * 1024
+    await asyncio.sleep(0.5)
+    before = rss_bytes(server.pid)
+    for _ in range(messages):
+        await publisher.send(body)
+        await asyncio.wait_for(publisher.recv(), 10)  # our own copy: paced, never a burst
+    await asyncio.sleep(0.5)
+    growth = rss_bytes(server.pid) - before
+    stalled.close()
+    await publisher.close()
+    return {"messages": messages, "growth_kib": growth / 1024, "sent_kib": messages * 16}

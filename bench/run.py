@@ -1,0 +1,189 @@
+"""Serve each stack, load it from another core, print one table, write JSON.
+
+    python -m bench.run --project <rendered project> [--quick] [--only NAME]
+
+Servers run pinned to core 0 and this load client to core 1 (when there are
+two). Server CPU and memory are read from /proc for the server's process tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import load
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_CORE, CLIENT_CORE = {0}, {1}
+BASELINE = "websockets (bare)"
+
+
+@dataclass
+class Stack:
+    name: str
+    command: list[str]
+    cwd: Path
+
+
+def stacks(project: Path) -> list[Stack]:
+    python, app = sys.executable, project.name.replace("-", "_") + ":app"
+    hypercorn = [python, "-m", "hypercorn", "--config", "hypercorn.toml"]
+    hypercorn += ["--bind", "127.0.0.1:{port}"]
+    uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
+    uvicorn += ["--ws", "websockets", "--ws-per-message-deflate", "false"]
+    uvicorn += ["--no-access-log", "--log-level", "warning"]
+    starlette = "bench.peers.starlette_app:app"
+    return [
+        Stack(BASELINE, [python, "-m", "bench.peers.websockets_server", "{port}"], ROOT),
+        Stack("starlette + uvicorn", [*uvicorn, "--loop", "asyncio", starlette], ROOT),
+        Stack("quart + hypercorn (hypercorn.toml)", [*hypercorn, app], project),
+        Stack("quart + hypercorn + uvloop", [*hypercorn, "--worker-class", "uvloop", app], project),
+        Stack("quart + uvicorn + uvloop", [*uvicorn, "--loop", "uvloop", app], project),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pin_to_server_core() -> None:
+    if len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, SERVER_CORE)
+
+
+def start(stack: Stack, port: int) -> subprocess.Popen[bytes]:
+    command = [part.replace("{port}", str(port)) for part in stack.command]
+    process = subprocess.Popen(
+        command,
+        cwd=stack.cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=pin_to_server_core,
+        start_new_session=True,  # one process group: stopping it stops the workers
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    stop(process)
+    raise RuntimeError(f"{stack.name} did not listen on port {port}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+async def measure(server: load.Server, quick: bool) -> dict[str, Any]:
+    """Every scenario, each bounded in time; one that stalls is recorded, not fatal."""
+    scale = 0.4 if quick else 1.0
+    scenarios: dict[str, tuple[Coroutine[Any, Any, dict[str, Any]], float]] = {
+        "echo": (load.echo(server, 50, 5 * scale), 120),
+    }
+    for subscribers, rate in ((100, 50), (1000, 10), (5000, 2)):
+        scenario = load.fan_out(server, subscribers, rate, 5 * scale)
+        scenarios[f"fan_out_{subscribers}"] = (scenario, 180)
+    scenarios["stalled"] = (load.stalled_subscriber(server, int(2000 * scale)), 60)
+    results: dict[str, Any] = {}
+    for name, (scenario, limit) in scenarios.items():
+        try:
+            results[name] = await asyncio.wait_for(scenario, limit)
+        except TimeoutError:
+            results[name] = {"error": f"no progress within {limit} s"}
+        await asyncio.sleep(1)  # let the server drop the closed connections
+    return results
+
+
+def row(name: str, result: dict[str, Any], base: dict[str, Any]) -> str:
+    def cell(scenario: str, template: str) -> str:
+        figures = result.get(scenario, {})
+        return "stalled" if "error" in figures else template.format(**figures)
+
+    def cpu(scenario: str) -> str:
+        figures, baseline = result.get(scenario, {}), base.get(scenario, {})
+        if "error" in figures:
+            return "stalled"
+        if "cpu_us" not in baseline:
+            return f"{figures['cpu_us']:.1f}"
+        return f"{figures['cpu_us']:.1f} ({figures['cpu_us'] / baseline['cpu_us']:.2f}x)"
+
+    return (
+        f"| {name} | {cell('echo', '{per_second:.0f}')} "
+        f"| {cell('echo', '{p50_ms:.2f}/{p99_ms:.2f}')} | {cpu('echo')} "
+        f"| {cpu('fan_out_100')} | {cpu('fan_out_1000')} | {cpu('fan_out_5000')} "
+        f"| {cell('fan_out_1000', '{p50_ms:.1f}/{p99_ms:.1f}, {loss}')} "
+        f"| {cell('fan_out_5000', '{p99_ms:.1f}, {loss}')} "
+        f"| {cell('fan_out_5000', '{idle_kib_each:.1f}')} "
+        f"| {cell('stalled', '{growth_kib:.0f} of {sent_kib}')} |"
+    )
+
+
+HEADER = (
+    "| server | echo rt/s | echo p50/p99 ms | echo CPU us/rt "
+    "| CPU us/delivery, 100 subs | 1k subs | 5k subs "
+    "| 1k subs at 10/s: p50/p99 ms, loss | 5k subs at 2/s: p99 ms, loss "
+    "| idle KiB/conn | stalled subscriber: RSS growth KiB of KiB sent |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    base = results.get(BASELINE, {})
+    return "\n".join([HEADER, *(row(name, r, base) for name, r in results.items())])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--project", type=Path, required=True, help="a rendered project")
+    parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
+    parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
+    parser.add_argument("--only", help="run only the stacks whose name contains this")
+    args = parser.parse_args()
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 5,000 sockets each side
+    if len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, CLIENT_CORE)
+
+    results: dict[str, dict[str, Any]] = {}
+    for stack in stacks(args.project.resolve()):
+        if args.only and args.only not in stack.name and stack.name != BASELINE:
+            continue
+        port = free_port()
+        print(f"-- {stack.name}", flush=True)
+        process = start(stack, port)
+        try:
+            results[stack.name] = asyncio.run(measure(load.Server(port, process.pid), args.quick))
+        finally:
+            stop(process)
+    print(table(results))
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"written: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
