@@ -7,6 +7,7 @@ quotes or backslashes in a name cannot break this script.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import keyword
 import re
@@ -18,6 +19,7 @@ ANSWERS = r"""{{ cookiecutter | tojson }}"""
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 BACKENDS = ("memory", "redis")
+MIN_COOKIECUTTER = (2, 7)
 # Modules the generated app imports: a package of the same name would shadow them.
 TAKEN = {"quart", "hypercorn", "redis", "websockets", "werkzeug", "tests", "app"}
 
@@ -61,9 +63,26 @@ def check_broadcast(broadcast: Any, backend: Any) -> str | None:
     return None
 
 
+def check_cookiecutter(version: str) -> str | None:
+    """Older cookiecutters pass ``broadcast=false`` on the command line as a string."""
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if numbers < MIN_COOKIECUTTER:
+        wanted = ".".join(map(str, MIN_COOKIECUTTER))
+        return f"cookiecutter: version {version} is too old, {wanted} or newer is needed"
+    return None
+
+
+def installed_cookiecutter() -> str:
+    try:
+        return importlib.metadata.version("cookiecutter")
+    except importlib.metadata.PackageNotFoundError:  # run by something else: trust it
+        return ".".join(map(str, MIN_COOKIECUTTER))
+
+
 def first_error(answers: dict[str, Any]) -> str | None:
     """Return a one-line message naming the first bad field, or None."""
     checks = (
+        check_cookiecutter(installed_cookiecutter()),
         check_project_name(answers.get("project_name")),
         check_project_slug(answers.get("project_slug")),
         check_package_name(answers.get("package_name")),

@@ -53,6 +53,14 @@ def test_bad_answer_names_its_field(field: str, value: object) -> None:
     assert "\n" not in error
 
 
+@pytest.mark.parametrize(("version", "ok"), [("2.6.0", False), ("2.7.1", True), ("3.0", True)])
+def test_old_cookiecutter_is_refused(version: str, ok: bool) -> None:
+    error = pre_gen.check_cookiecutter(version)
+    assert (error is None) == ok
+    if error:
+        assert error.startswith("cookiecutter:")
+
+
 def test_redis_backend_needs_broadcast() -> None:
     error = pre_gen.first_error({**GOOD, "broadcast": False, "broadcast_backend": "redis"})
     assert error is not None and error.startswith("broadcast_backend:")
