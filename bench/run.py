@@ -28,6 +28,8 @@ from . import load
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_CORE, CLIENT_CORE = {0}, {1}
 BASELINE = "websockets (bare)"
+STARLETTE = "starlette + uvicorn"
+RECOMMENDED = "quart + hypercorn.toml (uvloop)"
 
 
 @dataclass
@@ -47,9 +49,13 @@ def stacks(project: Path) -> list[Stack]:
     starlette = "bench.peers.starlette_app:app"
     return [
         Stack(BASELINE, [python, "-m", "bench.peers.websockets_server", "{port}"], ROOT),
-        Stack("starlette + uvicorn", [*uvicorn, "--loop", "asyncio", starlette], ROOT),
-        Stack("quart + hypercorn (hypercorn.toml)", [*hypercorn, app], project),
-        Stack("quart + hypercorn + uvloop", [*hypercorn, "--worker-class", "uvloop", app], project),
+        Stack(STARLETTE, [*uvicorn, "--loop", "asyncio", starlette], ROOT),
+        Stack(RECOMMENDED, [*hypercorn, app], project),
+        Stack(
+            "quart + hypercorn, asyncio loop",
+            [*hypercorn, "--worker-class", "asyncio", app],
+            project,
+        ),
         Stack("quart + uvicorn + uvloop", [*uvicorn, "--loop", "uvloop", app], project),
     ]
 
@@ -156,6 +162,53 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join([HEADER, *(row(name, r, base) for name, r in results.items())])
 
 
+def cpu_ratio(results: dict[str, dict[str, Any]], stack: str, scenario: str) -> float:
+    try:
+        cpu: float = results[stack][scenario]["cpu_us"] / results[BASELINE][scenario]["cpu_us"]
+    except KeyError:
+        return float("nan")
+    return cpu
+
+
+def targets(results: dict[str, dict[str, Any]]) -> str:
+    """The issue's targets for the recommended configuration: met or not."""
+    mine = results.get(RECOMMENDED, {})
+    fan_out = mine.get("fan_out_1000", {})
+    worst = max(cpu_ratio(results, RECOMMENDED, f"fan_out_{n}") for n in (100, 1000, 5000))
+    echo = cpu_ratio(results, RECOMMENDED, "echo")
+    checks = [
+        (f"echo CPU <= 1.5x bare websockets: {echo:.2f}x", echo <= 1.5),
+        (f"broadcast CPU per delivery <= 1.5x: worst {worst:.2f}x", worst <= 1.5),
+        (
+            f"echo CPU below Starlette's: {echo:.2f}x vs "
+            f"{cpu_ratio(results, STARLETTE, 'echo'):.2f}x",
+            echo < cpu_ratio(results, STARLETTE, "echo"),
+        ),
+        (
+            f"1k subscribers at 10/s: loss {fan_out.get('loss')}, "
+            f"p99 {fan_out.get('p99_ms', float('nan')):.1f} ms (< 50 ms)",
+            fan_out.get("loss") == 0 and fan_out.get("p99_ms", 1e9) < 50,
+        ),
+        (
+            f"idle connection {mine.get('fan_out_5000', {}).get('idle_kib_each', float('nan')):.1f}"
+            " KiB (< 40 KiB)",
+            mine.get("fan_out_5000", {}).get("idle_kib_each", 1e9) < 40,
+        ),
+    ]
+    stalled = mine.get("stalled", {})
+    bound = stalled.get("queue_bound_kib", 0)
+    checks.append(
+        (
+            f"stalled subscriber grew RSS {stalled.get('growth_kib', float('nan')):.0f} KiB "
+            f"(bound: its queue and write buffer, {bound} KiB)",
+            stalled.get("growth_kib", 1e9) <= bound,
+        )
+    )
+    lines = [f"targets for {RECOMMENDED}:"]
+    lines += [f"  [{'met' if ok else 'NOT met'}] {text}" for text, ok in checks]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--project", type=Path, required=True, help="a rendered project")
@@ -181,6 +234,7 @@ def main() -> None:
         finally:
             stop(process)
     print(table(results))
+    print(targets(results))
     args.json.write_text(json.dumps(results, indent=2))
     print(f"written: {args.json}")
 
