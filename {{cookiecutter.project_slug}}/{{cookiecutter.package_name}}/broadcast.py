@@ -18,7 +18,8 @@ from quart import Quart, current_app, websocket
 
 from .broker import Broker
 from .config import positive_int
-from .hub import Hub, Message
+from .hub import Hub
+from .messages import Message
 
 TRY_AGAIN_LATER = 1013
 

@@ -8,11 +8,9 @@ import hmac
 from quart import Blueprint, current_app, request, websocket
 from quart.typing import ResponseReturnValue
 
-from .broadcast import broadcast, collect_websocket
-from .hub import BroadcastUnavailable, Message
-from .messages import incoming_messages
-
-TRY_AGAIN_LATER = 1013
+from .broadcast import TRY_AGAIN_LATER, broadcast, collect_websocket
+from .hub import BroadcastUnavailable
+from .messages import Message, incoming_messages
 
 blueprint = Blueprint("broadcast", __name__)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from quart import Quart
 
-from .hub import Hub, Message
+from .hub import Hub
+from .messages import Message
 
 
 class Broker:

@@ -20,7 +20,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from .hub import BroadcastUnavailable, Hub, Message
+from .hub import BroadcastUnavailable, Hub
+from .messages import Message
 
 log = logging.getLogger(__name__)
 

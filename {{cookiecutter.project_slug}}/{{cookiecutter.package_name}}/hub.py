@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-Message = str | bytes
+from .messages import Message
 
 
 class BroadcastUnavailable(RuntimeError):
