@@ -18,6 +18,9 @@ async def test_exact_echo_over_a_real_socket(live_server: LiveServer) -> None:
         assert await ws.recv() == "héllo"
         await ws.send(b"\x00\xff")
         assert await ws.recv() == b"\x00\xff"
+        for empty in ("", b""):
+            await ws.send(empty)
+            assert await ws.recv() == empty
 
 
 async def test_oversized_message_closes_only_that_client(live_server: LiveServer) -> None:
