@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from .live_server import LiveServer
 
@@ -35,6 +39,33 @@ async def test_oversized_message_closes_only_that_client(live_server: LiveServer
         assert closed.value.rcvd.code == 1009
         await good.send("still served")
         assert await good.recv() == "still served"
+
+
+def send_invalid_utf8_frame(url: str) -> bytes:
+    """Open a websocket by hand, send a text frame that is not UTF-8, read the answer."""
+    uri = parse_uri(url)
+    protocol = ClientProtocol(uri)
+    with socket.create_connection((uri.host, uri.port), timeout=10) as sock:
+        protocol.send_request(protocol.connect())
+        sock.sendall(b"".join(protocol.data_to_send()))
+        while protocol.state is not State.OPEN:
+            protocol.receive_data(sock.recv(4096))
+        # FIN + text opcode, masked, 2 bytes, a zero mask, then 0xFF 0xFE: not UTF-8.
+        sock.sendall(b"\x81\x82\x00\x00\x00\x00\xff\xfe")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        return answer
+
+
+async def test_invalid_frame_ends_only_that_connection(live_server: LiveServer) -> None:
+    async with connect(f"{live_server.ws_url}/ws") as other:
+        answer = await asyncio.to_thread(send_invalid_utf8_frame, f"{live_server.ws_url}/ws")
+        # RFC 6455 wants a 1007 close frame; Hypercorn 0.18 drops the TCP
+        # connection instead (answer empty). Either way it ends, and only it.
+        assert answer == b"" or answer.startswith(b"\x88")  # nothing, or a close frame
+        await other.send("still served")
+        assert await other.recv() == "still served"
 
 
 async def test_foreign_origin_is_refused_before_accept(live_server: LiveServer) -> None:
