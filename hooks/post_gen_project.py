@@ -7,7 +7,6 @@ files, so turning one off is deleting them, not a maze of Jinja conditionals.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,7 @@ BACKENDS = ("memory", "redis")
 
 def remove(root: Path, *relative_paths: str) -> None:
     for relative in relative_paths:
-        path = root / relative
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+        (root / relative).unlink(missing_ok=True)
 
 
 def remove_broadcast_files(root: Path, package: str) -> None:
@@ -56,7 +51,7 @@ def apply_options(root: Path, answers: dict[str, Any]) -> None:
         choose_broker(root, package, answers["broadcast_backend"])
     else:
         remove_broadcast_files(root, package)
-    if answers.get("broadcast_backend") != "redis" or not answers["broadcast"]:
+    if answers["broadcast_backend"] != "redis":  # the pre-gen hook ties redis to broadcast
         remove_redis_files(root)
 
 
