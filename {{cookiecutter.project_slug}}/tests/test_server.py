@@ -68,6 +68,38 @@ async def test_invalid_frame_ends_only_that_connection(live_server: LiveServer) 
         assert await other.recv() == "still served"
 
 
+def flood_without_reading(url: str, total: int) -> int:
+    """Send ``total`` bytes of 64 KiB messages and read nothing; return bytes sent."""
+    uri = parse_uri(url)
+    protocol = ClientProtocol(uri, max_size=None)
+    with socket.create_connection((uri.host, uri.port), timeout=10) as sock:
+        protocol.send_request(protocol.connect())
+        sock.sendall(b"".join(protocol.data_to_send()))
+        while protocol.state is not State.OPEN:
+            protocol.receive_data(sock.recv(4096))
+        sock.settimeout(3)  # the server stops reading: our sends block, then time out
+        sent = 0
+        try:
+            while sent < total:
+                protocol.send_binary(b"z" * 65536)
+                sock.sendall(b"".join(protocol.data_to_send()))
+                sent += 65536
+        except TimeoutError:
+            pass
+        return sent
+
+
+async def test_a_client_that_never_reads_is_slowed_not_buffered(live_server: LiveServer) -> None:
+    total = 64 * 1024 * 1024
+    sent = await asyncio.to_thread(flood_without_reading, f"{live_server.ws_url}/ws", total)
+    # The echoes fill the socket, the handler waits, Quart's bounded queue
+    # fills, and the server stops reading: the client cannot push it all.
+    assert sent < total / 2
+    async with connect(f"{live_server.ws_url}/ws") as other:
+        await other.send("still served")
+        assert await other.recv() == "still served"
+
+
 async def test_foreign_origin_is_refused_before_accept(live_server: LiveServer) -> None:
     with pytest.raises(InvalidStatus) as refused:
         async with connect(f"{live_server.ws_url}/ws", origin="https://evil.example"):  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from .broadcast import init_broadcast
 from .broadcast_routes import blueprint as broadcast_blueprint
 {% endif -%}
 from .config import load_config
+from .messages import BoundedWebsocketConnection
 from .origin import check_origin
 from .routes import blueprint
 from .shutdown import CloseOnShutdown
@@ -20,6 +21,7 @@ from .shutdown import CloseOnShutdown
 def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build the app from defaults, ``QUART_*`` variables, then ``overrides``."""
     app = Quart(__name__)
+    app.asgi_websocket_class = BoundedWebsocketConnection
     load_config(app, overrides)
     app.extensions["channels"] = {"echo": "/ws"}
     app.extensions["health_checks"] = {}

@@ -1,14 +1,33 @@
-"""Receiving websocket messages with a size limit."""
+"""Receiving websocket messages: a size limit, and backpressure."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
-from quart import current_app, websocket
+from hypercorn.typing import WebsocketScope
+from quart import Quart, current_app, websocket
+from quart.asgi import ASGIWebsocketConnection
 
 Message = str | bytes
 
 MESSAGE_TOO_BIG = 1009
+# Messages Quart may hold for a handler that has not read them yet.
+RECEIVE_QUEUE_SIZE = 16
+
+
+class BoundedWebsocketConnection(ASGIWebsocketConnection):
+    """Quart's websocket connection, with a bounded receive queue.
+
+    Quart buffers what a client sends in an unbounded queue, so a client that
+    sends without reading its replies would grow the server's memory without
+    limit. Once this queue is full Quart stops reading, the server stops
+    reading the socket, and TCP flow control slows that client down.
+    """
+
+    def __init__(self, app: Quart, scope: WebsocketScope) -> None:
+        super().__init__(app, scope)
+        self.queue = asyncio.Queue(RECEIVE_QUEUE_SIZE)
 
 
 def too_big(message: Message, limit: int) -> bool:
