@@ -14,7 +14,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from websockets.client import ClientProtocol
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def raw_websocket(url: str) -> Iterator[tuple[socket.socket, ClientProtocol]]:
+    """A websocket over a plain socket, handshake done, for tests that misbehave.
+
+    The sans-I/O protocol of ``websockets`` frames and parses; the test decides
+    when to read and what to send, which a normal client never lets it do.
+    """
+    uri = parse_uri(url)
+    protocol = ClientProtocol(uri, max_size=None)
+    with socket.create_connection((uri.host, uri.port), timeout=10) as sock:
+        protocol.send_request(protocol.connect())
+        sock.sendall(b"".join(protocol.data_to_send()))
+        while protocol.state is State.CONNECTING:
+            chunk = sock.recv(4096)
+            assert chunk, "server closed during the handshake"
+            protocol.receive_data(chunk)
+        assert protocol.state is State.OPEN, protocol.handshake_exc
+        yield sock, protocol
 
 
 @dataclass

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.protocol import State
-from websockets.uri import parse_uri
 
-from .live_server import LiveServer
+from .live_server import LiveServer, raw_websocket
 
 
 async def test_exact_echo_over_a_real_socket(live_server: LiveServer) -> None:
@@ -43,13 +39,7 @@ async def test_oversized_message_closes_only_that_client(live_server: LiveServer
 
 def send_invalid_utf8_frame(url: str) -> bytes:
     """Open a websocket by hand, send a text frame that is not UTF-8, read the answer."""
-    uri = parse_uri(url)
-    protocol = ClientProtocol(uri)
-    with socket.create_connection((uri.host, uri.port), timeout=10) as sock:
-        protocol.send_request(protocol.connect())
-        sock.sendall(b"".join(protocol.data_to_send()))
-        while protocol.state is not State.OPEN:
-            protocol.receive_data(sock.recv(4096))
+    with raw_websocket(url) as (sock, _):
         # FIN + text opcode, masked, 2 bytes, a zero mask, then 0xFF 0xFE: not UTF-8.
         sock.sendall(b"\x81\x82\x00\x00\x00\x00\xff\xfe")
         answer = b""
@@ -70,13 +60,7 @@ async def test_invalid_frame_ends_only_that_connection(live_server: LiveServer) 
 
 def flood_without_reading(url: str, total: int) -> int:
     """Send ``total`` bytes of 64 KiB messages and read nothing; return bytes sent."""
-    uri = parse_uri(url)
-    protocol = ClientProtocol(uri, max_size=None)
-    with socket.create_connection((uri.host, uri.port), timeout=10) as sock:
-        protocol.send_request(protocol.connect())
-        sock.sendall(b"".join(protocol.data_to_send()))
-        while protocol.state is not State.OPEN:
-            protocol.receive_data(sock.recv(4096))
+    with raw_websocket(url) as (sock, protocol):
         sock.settimeout(3)  # the server stops reading: our sends block, then time out
         sent = 0
         try:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.frames import Close
-from websockets.uri import parse_uri
 
-from .live_server import LiveServer, run_server
+from .live_server import LiveServer, raw_websocket, run_server
 
 MESSAGE = "x" * 64 * 1024
 COUNT = 200  # 12.5 MiB: more than the kernel buffers a stalled reader can absorb
@@ -23,27 +21,6 @@ COUNT = 200  # 12.5 MiB: more than the kernel buffers a stalled reader can absor
 def small_queue_server() -> Iterator[LiveServer]:
     with run_server(env={"QUART_BROADCAST_QUEUE_SIZE": "10"}) as server:
         yield server
-
-
-@contextmanager
-def stalled_client(url: str) -> Iterator[tuple[socket.socket, ClientProtocol]]:
-    """Complete a websocket handshake over a plain socket, then read nothing."""
-    uri = parse_uri(url)
-    protocol = ClientProtocol(uri, max_size=None)
-    sock = socket.create_connection((uri.host, uri.port))
-    try:
-        protocol.send_request(protocol.connect())
-        sock.sendall(b"".join(protocol.data_to_send()))
-        while protocol.handshake_exc is None and not protocol.events_received():
-            chunk = sock.recv(4096)
-            assert chunk, "server closed during the handshake"
-            protocol.receive_data(chunk)
-            if protocol.state.name == "OPEN":
-                break
-        assert protocol.state.name == "OPEN"
-        yield sock, protocol
-    finally:
-        sock.close()
 
 
 def read_until_close(sock: socket.socket, protocol: ClientProtocol) -> Close | None:
@@ -70,7 +47,7 @@ async def test_stalled_client_is_cut_off_and_others_get_everything(
 ) -> None:
     url = f"{small_queue_server.ws_url}/ws/broadcast"
     expected = [str(number) for number in range(COUNT)]
-    with stalled_client(url) as (sock, protocol):
+    with raw_websocket(url) as (sock, protocol):  # and never read
         async with connect(url, max_size=None) as sender, connect(url, max_size=None) as other:
             other_received = asyncio.create_task(receive_all(other))
             for number in expected:
