@@ -57,16 +57,17 @@ def apply_options(root: Path, answers: dict[str, Any]) -> None:
 
 def next_steps(answers: dict[str, Any]) -> str:
     slug, package = answers["project_slug"], answers["package_name"]
-    return "\n".join(
-        [
-            f"Created {slug}/. Next:",
-            f"  cd {slug}",
-            "  python -m venv .venv && . .venv/bin/activate",
-            "  pip install -e '.[test]'",
-            f"  QUART_APP={package}:app quart run      # http://127.0.0.1:5000",
-            "  pytest",
-        ]
-    )
+    lines = [
+        f"Created {slug}/. Next:",
+        f"  cd {slug}",
+        "  python -m venv .venv && . .venv/bin/activate",
+        "  pip install -e '.[test]'",
+        f"  QUART_APP={package}:app quart run      # http://127.0.0.1:5000",
+        "  pytest",
+    ]
+    if answers["broadcast_backend"] == "redis":
+        lines.append("The redis backend needs redis-server (Debian: apt-get install redis-server).")
+    return "\n".join(lines)
 
 
 def main() -> int:

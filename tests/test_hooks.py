@@ -104,3 +104,5 @@ def test_next_steps_name_the_project() -> None:
     text = post_gen.next_steps(GOOD)
     assert "cd quart-ws-app" in text
     assert "quart_ws_app:app" in text
+    assert "redis" not in text
+    assert "redis-server" in post_gen.next_steps({**GOOD, "broadcast_backend": "redis"})
