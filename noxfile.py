@@ -108,7 +108,7 @@ def bench(session: nox.Session) -> None:
     """Benchmark the rendered app against bare websockets and Starlette; print the table."""
     path = render(session)
     results = Path(session.create_tmp()).resolve() / "bench-results.json"
-    session.install("-e", str(path), "websockets>=13", "starlette", "uvicorn", "uvloop")
+    session.install("-e", str(path), "websockets>=13", "starlette", "uvicorn", "uvloop", "granian")
     session.run("python", "-m", "bench.run", "--project", str(path), "--json", str(results),
                 *session.posargs)  # fmt: skip
 

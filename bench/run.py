@@ -46,6 +46,8 @@ def stacks(project: Path) -> list[Stack]:
     uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
     uvicorn += ["--ws", "websockets", "--ws-per-message-deflate", "false"]
     uvicorn += ["--no-access-log", "--log-level", "warning"]
+    granian = [python, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
+    granian += ["--port", "{port}", "--loop", "uvloop", "--workers", "1", "--log-level", "warning"]
     starlette = "bench.peers.starlette_app:app"
     return [
         Stack(BASELINE, [python, "-m", "bench.peers.websockets_server", "{port}"], ROOT),
@@ -57,6 +59,7 @@ def stacks(project: Path) -> list[Stack]:
             project,
         ),
         Stack("quart + uvicorn + uvloop", [*uvicorn, "--loop", "uvloop", app], project),
+        Stack("quart + granian + uvloop", [*granian, app], project),
     ]
 
 
@@ -115,12 +118,17 @@ async def measure(server: load.Server, quick: bool) -> dict[str, Any]:
         scenarios[f"fan_out_{subscribers}"] = (scenario, 180)
     scenarios["stalled"] = (load.stalled_subscriber(server, int(2000 * scale)), 60)
     results: dict[str, Any] = {}
+    # Echo is cheap and the steadiest comparison: take the median of three runs.
+    echoes = [await asyncio.wait_for(load.echo(server, 50, 5 * scale), 120) for _ in range(2)]
     for name, (scenario, limit) in scenarios.items():
         try:
             results[name] = await asyncio.wait_for(scenario, limit)
         except TimeoutError:
             results[name] = {"error": f"no progress within {limit} s"}
         await asyncio.sleep(1)  # let the server drop the closed connections
+    if "cpu_us" in results["echo"]:
+        echoes.append(results["echo"])
+        results["echo"] = sorted(echoes, key=lambda run: run["cpu_us"])[len(echoes) // 2]
     return results
 
 
