@@ -103,6 +103,7 @@ def run_server(
         cwd=PROJECT_ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a process group of its own: see test_server.py
     )
     server = LiveServer(process, port)
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 import pytest
@@ -89,6 +91,22 @@ async def test_foreign_origin_is_refused_before_accept(live_server: LiveServer) 
         async with connect(f"{live_server.ws_url}/ws", origin="https://evil.example"):  # type: ignore[arg-type]
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_sigterm_to_every_process_closes_clients_at_once(live_server: LiveServer) -> None:
+    """As systemd stops a service: SIGTERM to the main process and its workers."""
+    async with (
+        connect(f"{live_server.ws_url}/ws") as one,
+        connect(f"{live_server.ws_url}/ws") as two,
+    ):
+        await one.send("ping")
+        assert await one.recv() == "ping"
+        os.killpg(live_server.process.pid, signal.SIGTERM)
+        for ws in (one, two):
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 3)  # well before graceful_timeout
+            assert closed.value.rcvd is not None, "dropped without a close frame"
+            assert closed.value.rcvd.code == 1001
 
 
 async def test_sigterm_closes_clients_with_going_away(live_server: LiveServer) -> None:
