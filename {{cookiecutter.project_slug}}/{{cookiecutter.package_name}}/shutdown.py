@@ -80,7 +80,7 @@ class CloseOnShutdown:
             self.open_sockets.discard(sock)
 
     async def close(self, sock: OpenSocket) -> None:
-        if sock in self.open_sockets and not sock.closed:
+        if sock in self.open_sockets:  # accepted, and not closed yet
             sock.closed = True
             self.open_sockets.discard(sock)
             # The connection may be going away under us: a failed close changes nothing.
