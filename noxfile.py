@@ -21,14 +21,19 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["template", "project", "lint", "browser"]
 nox.options.error_on_missing_interpreters = True
 
-# Every supported combination, read from cookiecutter.json: a new backend
-# choice adds its own session.
-COMBINATIONS = [
-    nox.param({"broadcast": "false"}, id="no-broadcast"),
+# Every supported combination, read from cookiecutter.json: a new backend or
+# server choice adds its own sessions.
+FEATURES = [
+    ({"broadcast": "false"}, "no-broadcast"),
     *(
-        nox.param({"broadcast": "true", "broadcast_backend": backend}, id=f"broadcast-{backend}")
+        ({"broadcast": "true", "broadcast_backend": backend}, f"broadcast-{backend}")
         for backend in OPTIONS["broadcast_backend"]
     ),
+]
+COMBINATIONS = [
+    nox.param({**answers, "server": server}, id=f"{name}-{server}")
+    for server in OPTIONS["server"]
+    for answers, name in FEATURES
 ]
 COOKIECUTTER = "cookiecutter>=2.7"
 SYSTEM_TMP = tempfile.gettempdir()  # read before nox points TMPDIR into .nox
@@ -46,10 +51,12 @@ def require_binary(session: nox.Session, binary: str, debian_package: str) -> No
         session.error(f"{binary} not found: install the {debian_package} package")
 
 
-def render(session: nox.Session, answers: dict[str, str] | None = None) -> Path:
+def render(
+    session: nox.Session, answers: dict[str, str] | None = None, folder: str = "rendered"
+) -> Path:
     """Render the template into this session's temp folder; return the project."""
     session.install(COOKIECUTTER)
-    output = Path(session.create_tmp()) / "rendered"
+    output = Path(session.create_tmp()) / folder
     shutil.rmtree(output, ignore_errors=True)
     pairs = [f"{key}={value}" for key, value in (answers or {}).items()]
     session.run("cookiecutter", "--no-input", "-o", str(output), str(ROOT), *pairs, silent=True)
@@ -107,9 +114,14 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmark the rendered app against bare websockets and Starlette; print the table."""
     path = render(session)
+    # Another name, so that both projects install side by side.
+    uvicorn_answers = {"server": "uvicorn", "project_name": "Quart WS Uvicorn"}
+    uvicorn_path = render(session, uvicorn_answers, folder="rendered-uvicorn")
     results = Path(session.create_tmp()).resolve() / "bench-results.json"
-    session.install("-e", str(path), "websockets>=13", "starlette", "uvicorn", "uvloop", "granian")
-    session.run("python", "-m", "bench.run", "--project", str(path), "--json", str(results),
+    # websockets (the load client and the baseline) comes with the uvicorn project.
+    session.install("-e", str(path), "-e", str(uvicorn_path), "starlette", "granian")
+    session.run("python", "-m", "bench.run", "--project", str(path),
+                "--uvicorn-project", str(uvicorn_path), "--json", str(results),
                 *session.posargs)  # fmt: skip
 
 

@@ -47,6 +47,8 @@ def remove_redis_files(root: Path) -> None:
 
 def apply_options(root: Path, answers: dict[str, Any]) -> None:
     package = answers["package_name"]
+    if answers["server"] != "uvicorn":
+        remove(root, f"{package}/__main__.py")  # serves with uvicorn
     if answers["broadcast"]:
         choose_broker(root, package, answers["broadcast_backend"])
     else:
@@ -57,13 +59,18 @@ def apply_options(root: Path, answers: dict[str, Any]) -> None:
 
 def next_steps(answers: dict[str, Any]) -> str:
     slug, package = answers["project_slug"], answers["package_name"]
+    if answers["server"] == "uvicorn":
+        production = f"python -m {package}"
+    else:
+        production = f"hypercorn --config hypercorn.toml {package}:app"
     lines = [
         f"Created {slug}/. Next:",
         f"  cd {slug}",
         "  python -m venv .venv && . .venv/bin/activate",
         "  pip install -e '.[test]'",
-        f"  QUART_APP={package}:app quart run      # http://127.0.0.1:5000",
+        f"  QUART_APP={package}:app quart run      # development, http://127.0.0.1:5000",
         "  pytest",
+        f"  {production}      # production, http://127.0.0.1:8000",
     ]
     if answers["broadcast_backend"] == "redis":
         lines.append("The redis backend needs redis-server (Debian: apt-get install redis-server).")

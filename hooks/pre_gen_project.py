@@ -19,9 +19,20 @@ ANSWERS = r"""{{ cookiecutter | tojson }}"""
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 BACKENDS = ("memory", "redis")
+SERVERS = ("hypercorn", "uvicorn")
 MIN_COOKIECUTTER = (2, 7)
 # Modules the generated app imports: a package of the same name would shadow them.
-TAKEN = {"quart", "hypercorn", "redis", "websockets", "werkzeug", "tests", "app"}
+TAKEN = {
+    "quart",
+    "hypercorn",
+    "uvicorn",
+    "uvloop",
+    "redis",
+    "websockets",
+    "werkzeug",
+    "tests",
+    "app",
+}
 
 
 def check_project_name(value: Any) -> str | None:
@@ -63,6 +74,12 @@ def check_broadcast(broadcast: Any, backend: Any) -> str | None:
     return None
 
 
+def check_server(value: Any) -> str | None:
+    if value not in SERVERS:
+        return f"server: {value!r} is not one of {', '.join(SERVERS)}"
+    return None
+
+
 def check_cookiecutter(version: str) -> str | None:
     """Older cookiecutters pass ``broadcast=false`` on the command line as a string."""
     numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
@@ -87,6 +104,7 @@ def first_error(answers: dict[str, Any]) -> str | None:
         check_project_slug(answers.get("project_slug")),
         check_package_name(answers.get("package_name")),
         check_broadcast(answers.get("broadcast"), answers.get("broadcast_backend")),
+        check_server(answers.get("server")),
     )
     return next((error for error in checks if error), None)
 

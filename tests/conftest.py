@@ -19,6 +19,12 @@ SUPPORTED: dict[str, dict[str, Any]] = {
     "no-broadcast": {"broadcast": False},
     "broadcast-memory": {"broadcast": True, "broadcast_backend": "memory"},
     "broadcast-redis": {"broadcast": True, "broadcast_backend": "redis"},
+    "no-broadcast-uvicorn": {"broadcast": False, "server": "uvicorn"},
+    "broadcast-redis-uvicorn": {
+        "broadcast": True,
+        "broadcast_backend": "redis",
+        "server": "uvicorn",
+    },
 }
 
 

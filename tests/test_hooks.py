@@ -18,6 +18,7 @@ GOOD = {
     "package_name": "quart_ws_app",
     "broadcast": True,
     "broadcast_backend": "memory",
+    "server": "hypercorn",
 }
 
 
@@ -25,6 +26,7 @@ def test_good_answers_pass() -> None:
     assert pre_gen.first_error(GOOD) is None
     assert pre_gen.first_error({**GOOD, "broadcast": False}) is None
     assert pre_gen.first_error({**GOOD, "broadcast_backend": "redis"}) is None
+    assert pre_gen.first_error({**GOOD, "server": "uvicorn"}) is None
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,8 @@ def test_good_answers_pass() -> None:
         ("project_slug", "9lives"),
         ("package_name", "not-an-identifier"),
         ("package_name", "class"),
+        ("package_name", "uvicorn"),
+        ("server", "gunicorn"),
         ("package_name", "match"),
         ("package_name", "CamelCase"),
         ("package_name", "asyncio"),
@@ -98,6 +102,21 @@ def test_post_gen_removes_broadcast_files(tmp_path: Path) -> None:
         "test_browser_broadcast.py",
     ):
         assert gone not in names
+
+
+def test_post_gen_keeps_the_uvicorn_entry_point_only_for_uvicorn(tmp_path: Path) -> None:
+    hypercorn = copy_template(tmp_path / "hypercorn")
+    post_gen.apply_options(hypercorn, GOOD)
+    assert not (hypercorn / "quart_ws_app" / "__main__.py").exists()
+    uvicorn = copy_template(tmp_path / "uvicorn")
+    post_gen.apply_options(uvicorn, {**GOOD, "server": "uvicorn"})
+    assert "uvicorn.run(" in (uvicorn / "quart_ws_app" / "__main__.py").read_text()
+    assert (uvicorn / "hypercorn.toml").exists()  # Hypercorn keeps working
+
+
+def test_next_steps_give_the_production_command() -> None:
+    assert "hypercorn --config hypercorn.toml quart_ws_app:app" in post_gen.next_steps(GOOD)
+    assert "python -m quart_ws_app" in post_gen.next_steps({**GOOD, "server": "uvicorn"})
 
 
 def test_next_steps_name_the_project() -> None:

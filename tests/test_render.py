@@ -85,6 +85,23 @@ def test_memory_backend_has_no_redis(render: Render) -> None:
     assert "redis" not in (project / "pyproject.toml").read_text()
 
 
+def test_uvicorn_server_adds_its_entry_point_and_dependency(render: Render) -> None:
+    project = render(server="uvicorn")
+    assert (project / "quart_ws_app" / "__main__.py").is_file()
+    assert (project / "hypercorn.toml").is_file()  # Hypercorn keeps working
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert any(dep.startswith("uvicorn") for dep in pyproject["project"]["dependencies"])
+    assert "python -m quart_ws_app" in (project / "README.md").read_text()
+
+
+def test_hypercorn_server_has_no_uvicorn(render: Render) -> None:
+    project = render()
+    assert not (project / "quart_ws_app" / "__main__.py").exists()
+    for path in project.rglob("*.py"):
+        assert not re.search(r"^\s*(from|import) uvicorn", path.read_text(), re.M), path
+    assert "uvicorn" not in (project / "pyproject.toml").read_text()
+
+
 @pytest.mark.parametrize(
     "name",
     ['Léa\'s "Chat"', "O'Brien \\ Sons", "Ünïcode Ørsted", "Tabs\tand  spaces"],
@@ -130,8 +147,11 @@ def test_bad_answers_stop_generation(tmp_path: Path, answers: dict[str, Any], fi
     assert not list(tmp_path.iterdir()), "a half-made project was left behind"
 
 
-def test_unknown_choice_is_refused_by_cookiecutter(tmp_path: Path) -> None:
-    result = cookiecutter(tmp_path, {"broadcast_backend": "kafka"})
+@pytest.mark.parametrize(
+    ("field", "value"), [("broadcast_backend", "kafka"), ("server", "gunicorn")]
+)
+def test_unknown_choice_is_refused_by_cookiecutter(tmp_path: Path, field: str, value: str) -> None:
+    result = cookiecutter(tmp_path, {field: value})
     assert result.returncode == 1
-    assert "broadcast_backend" in result.stderr.splitlines()[-1]
+    assert field in result.stderr.splitlines()[-1]
     assert not list(tmp_path.iterdir())

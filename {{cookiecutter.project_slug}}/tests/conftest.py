@@ -1,4 +1,4 @@
-"""Fixtures: an app per test, its test client, and a real Hypercorn server."""
+"""Fixtures: an app per test, its test client, and a real server process."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from quart.typing import TestClientProtocol as Client
 
 from {{ cookiecutter.package_name }} import create_app
 
-from .live_server import LiveServer, run_server
+from .live_server import SERVERS, LiveServer, run_server
 {%- if cookiecutter.broadcast_backend == "redis" %}
 from .redis_server import shared_redis  # noqa: F401 (autouse: starts redis-server)
 {%- endif %}
@@ -66,8 +66,8 @@ def client(app: Quart) -> Client:
     return app.test_client()
 
 
-@pytest.fixture
-def live_server() -> Iterator[LiveServer]:
-    """The app served by Hypercorn with hypercorn.toml, on a free local port."""
-    with run_server() as server:
+@pytest.fixture(params=SERVERS)
+def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """The app served as in production, by each server it has, on a free local port."""
+    with run_server(server=request.param) as server:
         yield server

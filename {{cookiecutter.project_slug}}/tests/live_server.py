@@ -1,4 +1,4 @@
-"""Run the app under Hypercorn, as in production, for tests that need real sockets."""
+"""Run the app as in production, for tests that need real sockets."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The production commands of this project, from its root: Hypercorn always works.
+SERVERS = {
+    "hypercorn": [sys.executable, "-m", "hypercorn", "--config", "hypercorn.toml"],
+{%- if cookiecutter.server == "uvicorn" %}
+    "uvicorn": [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
+{%- endif %}
+}
 
 
 @contextmanager
@@ -45,6 +52,7 @@ def raw_websocket(url: str) -> Iterator[tuple[socket.socket, ClientProtocol]]:
 class LiveServer:
     process: subprocess.Popen[bytes]
     port: int
+    name: str
 
     @property
     def http_url(self) -> str:
@@ -66,13 +74,13 @@ def wait_until_healthy(server: LiveServer, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"hypercorn exited with status {server.process.returncode}")
+            raise RuntimeError(f"{server.name} exited with status {server.process.returncode}")
         try:
             with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
-    raise TimeoutError(f"hypercorn did not answer on port {server.port} within {timeout} s")
+    raise TimeoutError(f"{server.name} did not answer on port {server.port} within {timeout} s")
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -87,27 +95,27 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 
 @contextmanager
 def run_server(
-    port: int | None = None, env: dict[str, str] | None = None, *options: str
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    *options: str,
+    server: str = "hypercorn",
 ) -> Iterator[LiveServer]:
-    """Serve ``<package>:app`` with hypercorn.toml from the project root."""
+    """Serve the app from the project root as ``SERVERS[server]`` does in production."""
     port = port or free_port()
-    command = [
-        sys.executable, "-m", "hypercorn",
-        "--config", "hypercorn.toml",
-        "--bind", f"127.0.0.1:{port}",
-        *options,
-        "{{ cookiecutter.package_name }}:app",
-    ]  # fmt: skip
+    if server == "hypercorn":
+        where = ["--bind", f"127.0.0.1:{port}", *options, "{{ cookiecutter.package_name }}:app"]
+    else:
+        where = ["--host", "127.0.0.1", "--port", str(port), *options]
     process = subprocess.Popen(
-        command,
+        [*SERVERS[server], *where],
         cwd=PROJECT_ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # a process group of its own: see test_server.py
     )
-    server = LiveServer(process, port)
+    live = LiveServer(process, port, server)
     try:
-        wait_until_healthy(server)
-        yield server
+        wait_until_healthy(live)
+        yield live
     finally:
         stop(process)

@@ -11,15 +11,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.frames import Close
 
-from .live_server import LiveServer, raw_websocket, run_server
+from .live_server import SERVERS, LiveServer, raw_websocket, run_server
 
 MESSAGE = "x" * 64 * 1024
 COUNT = 200  # 12.5 MiB: more than the kernel buffers a stalled reader can absorb
 
 
-@pytest.fixture
-def small_queue_server() -> Iterator[LiveServer]:
-    with run_server(env={"QUART_BROADCAST_QUEUE_SIZE": "10"}) as server:
+@pytest.fixture(params=SERVERS)
+def small_queue_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    env = {"QUART_BROADCAST_QUEUE_SIZE": "10"}
+    with run_server(env=env, server=request.param) as server:
         yield server
 
 

@@ -33,8 +33,9 @@ async def broadcast_socket(queue: asyncio.Queue[Message]) -> None:
 
 
 async def send_all(queue: asyncio.Queue[Message]) -> None:
+    send = websocket.send  # look the context-local proxy up once, not per message
     while True:
-        await websocket.send(await queue.get())
+        await send(await queue.get())
 
 
 @blueprint.post("/api/broadcast")

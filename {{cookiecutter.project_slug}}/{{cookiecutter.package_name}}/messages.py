@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from hypercorn.typing import WebsocketScope
+from hypercorn.typing import ASGIReceiveCallable, WebsocketScope
 from quart import Quart, current_app, websocket
 from quart.asgi import ASGIWebsocketConnection
+from quart.signals import websocket_received
 
 Message = str | bytes
 
@@ -29,6 +30,22 @@ class BoundedWebsocketConnection(ASGIWebsocketConnection):
         super().__init__(app, scope)
         self.queue = asyncio.Queue(RECEIVE_QUEUE_SIZE)
 
+    async def handle_messages(self, receive: ASGIReceiveCallable) -> None:
+        """Quart's receiving loop, with an empty binary message kept as ``b""``.
+
+        Quart reads ``event.get("bytes") or event["text"]``: None under
+        Hypercorn, and a KeyError under uvicorn, which leaves "text" out.
+        """
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.receive":
+                data = event.get("bytes")
+                message = data if data is not None else event.get("text") or ""
+                await websocket_received.send_async(message)
+                await self.queue.put(message)
+            elif event["type"] == "websocket.disconnect":
+                return
+
 
 def too_big(message: Message, limit: int) -> bool:
     """Whether ``message`` is over ``limit`` bytes (text counted as UTF-8)."""
@@ -46,9 +63,7 @@ async def incoming_messages() -> AsyncIterator[Message]:
     """
     limit = current_app.config["MAX_MESSAGE_SIZE"]
     while True:
-        message: Message | None = await websocket.receive()
-        if message is None:  # Quart 0.22 hands an empty binary message over as None
-            message = b""
+        message = await websocket.receive()
         if too_big(message, limit):
             await websocket.close(MESSAGE_TOO_BIG, "message too big")
             return
