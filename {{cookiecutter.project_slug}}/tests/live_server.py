@@ -19,6 +19,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+APP = "{{ cookiecutter.package_name }}:app"
 # The production commands of this project, from its root: Hypercorn always works.
 SERVERS = {
     "hypercorn": [sys.executable, "-m", "hypercorn", "--config", "hypercorn.toml"],
@@ -103,11 +104,11 @@ def run_server(
     """Serve the app from the project root as ``SERVERS[server]`` does in production."""
     port = port or free_port()
     if server == "hypercorn":
-        where = ["--bind", f"127.0.0.1:{port}", *options, "{{ cookiecutter.package_name }}:app"]
+        arguments = ["--bind", f"127.0.0.1:{port}", *options, APP]
     else:
-        where = ["--host", "127.0.0.1", "--port", str(port), *options]
+        arguments = ["--host", "127.0.0.1", "--port", str(port), *options]
     process = subprocess.Popen(
-        [*SERVERS[server], *where],
+        [*SERVERS[server], *arguments],
         cwd=PROJECT_ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,

@@ -12,6 +12,7 @@ from .broadcast import init_broadcast
 from .broadcast_routes import blueprint as broadcast_blueprint
 {% endif -%}
 from .config import load_config
+from .gc_tuning import tune_gc
 from .messages import BoundedWebsocketConnection
 from .origin import check_origin
 from .routes import blueprint
@@ -25,6 +26,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     load_config(app, overrides)
     app.extensions["channels"] = {"echo": "/ws"}
     app.extensions["health_checks"] = {}
+    app.before_serving(tune_gc)
     app.before_websocket(check_origin)
     app.register_blueprint(blueprint)
 {%- if cookiecutter.broadcast %}
