@@ -96,7 +96,6 @@ class FrameReader(asyncio.Protocol):
         self.on_text = on_text
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
-        self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -121,13 +120,12 @@ class FrameReader(asyncio.Protocol):
             elif opcode == 0x8 and self.transport is not None:
                 self.transport.close()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
 
+async def handshake(url: str) -> tuple[socket.socket, ClientProtocol]:
+    """Open a websocket on a plain non-blocking socket, with ``websockets``' sans-I/O client.
 
-async def open_reader(url: str, on_text: Callable[[str], None]) -> FrameReader:
-    """Handshake with ``websockets``' sans-I/O client, then read with ``FrameReader``."""
+    The caller decides what happens next: read it lean, or never read at all.
+    """
     uri = parse_uri(url)
     protocol = ClientProtocol(uri)  # offers no extension: no compression
     loop = asyncio.get_running_loop()
@@ -143,6 +141,13 @@ async def open_reader(url: str, on_text: Callable[[str], None]) -> FrameReader:
         protocol.receive_data(chunk)
     if protocol.state is not State.OPEN:
         raise ConnectionError(f"handshake failed: {protocol.handshake_exc}")
+    return sock, protocol
+
+
+async def open_reader(url: str, on_text: Callable[[str], None]) -> FrameReader:
+    """A subscriber that reads with ``FrameReader`` once its handshake is done."""
+    sock, protocol = await handshake(url)
+    loop = asyncio.get_running_loop()
     _, reader = await loop.connect_accepted_socket(lambda: FrameReader(on_text), sock)
     for event in protocol.events_received():  # frames that came with the handshake
         if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
@@ -219,24 +224,12 @@ async def fan_out(server: Server, subscribers: int, rate: float, duration: float
     }
 
 
-def stalled_socket(url: str) -> socket.socket:
-    """A websocket client that completes its handshake and then never reads."""
-    uri = parse_uri(url)
-    protocol = ClientProtocol(uri)  # offers no extension: no compression
-    sock = socket.create_connection((uri.host, uri.port))
-    protocol.send_request(protocol.connect())
-    sock.sendall(b"".join(protocol.data_to_send()))
-    while protocol.state.name != "OPEN":
-        protocol.receive_data(sock.recv(4096))
-    return sock
-
-
 async def stalled_subscriber(server: Server, messages: int = 2000) -> dict[str, Any]:
     """Memory growth while one subscriber reads nothing and 16 KiB broadcasts flow.
 
     32 MB in all: far more than the kernel's socket buffers can hide.
     """
-    stalled = await asyncio.to_thread(stalled_socket, server.url("/ws/broadcast"))
+    stalled, _ = await handshake(server.url("/ws/broadcast"))  # and never read again
     (publisher,) = await open_clients(server.url("/ws/broadcast"), 1)
     body = "y" * 16 * 1024
     await asyncio.sleep(0.5)
