@@ -6,8 +6,8 @@ connections, a pause that every client sees as latency. Collecting the youngest
 generation less often lets the short-lived objects of each message die by
 reference counting first, so far fewer reach the old generation and full
 collections come much less often. In the template's benchmark this took the
-p99 latency of 1,000 subscribers from about 150 ms to 50-60 ms; echo CPU did
-not change, and broadcast CPU fell (the collections had been counted in it).
+p99 latency of 1,000 connections from about 150 ms to 50-60 ms; echo CPU did
+not change, and fan-out CPU fell (the collections had been counted in it).
 """
 
 from __future__ import annotations
