@@ -82,8 +82,11 @@ def project(session: nox.Session, answers: dict[str, str]) -> None:
     path = render(session, answers)
     session.chdir(path)
     session.install("-e", ".[test]")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
+    # This repo's .gitignore hides .nox/, where the project is rendered; ruff
+    # honours it and would check no file at all without this flag.
+    files = ["--no-respect-gitignore", "."]
+    session.run("ruff", "check", *files)
+    session.run("ruff", "format", "--check", *files)
     session.run("mypy")
     session.run("pytest", "-rs", *session.posargs, env=env)
 

@@ -48,7 +48,7 @@ def remove_redis_files(root: Path) -> None:
 def apply_options(root: Path, answers: dict[str, Any]) -> None:
     package = answers["package_name"]
     if answers["server"] != "uvicorn":
-        remove(root, f"{package}/__main__.py")  # serves with uvicorn
+        remove(root, f"{package}/__main__.py", "tests/test_main.py")  # serve with uvicorn
     if answers["broadcast"]:
         choose_broker(root, package, answers["broadcast_backend"])
     else:

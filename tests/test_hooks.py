@@ -108,9 +108,11 @@ def test_post_gen_keeps_the_uvicorn_entry_point_only_for_uvicorn(tmp_path: Path)
     hypercorn = copy_template(tmp_path / "hypercorn")
     post_gen.apply_options(hypercorn, GOOD)
     assert not (hypercorn / "quart_ws_app" / "__main__.py").exists()
+    assert not (hypercorn / "tests" / "test_main.py").exists()
     uvicorn = copy_template(tmp_path / "uvicorn")
     post_gen.apply_options(uvicorn, {**GOOD, "server": "uvicorn"})
     assert "uvicorn.run(" in (uvicorn / "quart_ws_app" / "__main__.py").read_text()
+    assert (uvicorn / "tests" / "test_main.py").exists()
     assert (uvicorn / "hypercorn.toml").exists()  # Hypercorn keeps working
 
 

@@ -25,6 +25,14 @@ def main(argv: list[str] | None = None) -> None:
         "--graceful-timeout", type=float, default=5.0, metavar="SECONDS", help="default: 5"
     )
     args = parser.parse_args(argv)
+{%- if cookiecutter.broadcast and cookiecutter.broadcast_backend == "memory" %}
+    if args.workers > 1:
+        # Each worker would have its own clients, and a broadcast reach only some.
+        parser.error(
+            "--workers: the memory broadcast backend serves one process only;"
+            " regenerate the project with broadcast_backend=redis to run more"
+        )
+{%- endif %}
     uvicorn.run(
         f"{__package__}:app",
         host=args.host,

@@ -1,0 +1,56 @@
+"""``python -m {{ cookiecutter.package_name }}``: the uvicorn launcher's ``--workers``."""
+
+from __future__ import annotations
+{% if cookiecutter.broadcast and cookiecutter.broadcast_backend == "memory" %}
+import os
+import signal
+import subprocess
+
+from .live_server import PROJECT_ROOT, SERVERS
+
+
+def test_several_workers_are_refused_with_the_memory_backend() -> None:
+    """Each worker would have its own clients, and a broadcast reach only some."""
+    process = subprocess.Popen(
+        [*SERVERS["uvicorn"], "--workers", "2"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # if it serves after all, its workers go too
+    )
+    try:
+        _, errors = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 2
+    assert "--workers: the memory broadcast backend serves one process only" in errors
+{%- else %}
+import os
+
+from websockets.asyncio.client import connect
+
+from .conftest import wait_for
+from .live_server import run_server
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_two_workers_serve_and_stop_together() -> None:
+    with run_server(None, None, "--workers", "2", server="uvicorn") as server:
+        for _ in range(4):  # the kernel spreads connections over the workers
+            async with connect(f"{server.ws_url}/ws") as ws:
+                await ws.send("ping")
+                assert await ws.recv() == "ping"
+        group = server.process.pid  # run_server gives the server a group of its own
+    # SIGTERM to the supervisor alone stops its workers too.
+    await wait_for(lambda: not group_alive(group), within=10)
+{%- endif %}
