@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent
 OPTIONS = json.loads((ROOT / "cookiecutter.json").read_text())
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["template", "project", "lint", "browser"]
+nox.options.sessions = ["template", "project", "lowest", "lint", "browser"]
 nox.options.error_on_missing_interpreters = True
 
 # Every supported combination, read from cookiecutter.json: a new backend or
@@ -71,14 +71,19 @@ def template(session: nox.Session) -> None:
     session.run("pytest", "tests", *session.posargs)
 
 
+def test_env(session: nox.Session, answers: dict[str, str]) -> dict[str, str]:
+    """Prepare what a project's tests need from the machine; return their environment."""
+    if answers.get("broadcast_backend") != "redis":
+        return {}
+    require_binary(session, "redis-server", "redis-server")
+    return {"REQUIRE_REDIS": "1"}  # fail, never skip, the redis tests here
+
+
 @nox.session
 @nox.parametrize("answers", COMBINATIONS)
 def project(session: nox.Session, answers: dict[str, str]) -> None:
     """Render one option combination; run its ruff, mypy and pytest."""
-    env = {}
-    if answers.get("broadcast_backend") == "redis":
-        require_binary(session, "redis-server", "redis-server")
-        env["REQUIRE_REDIS"] = "1"  # fail, never skip, the redis tests here
+    env = test_env(session, answers)
     path = render(session, answers)
     session.chdir(path)
     session.install("-e", ".[test]")
@@ -88,6 +93,20 @@ def project(session: nox.Session, answers: dict[str, str]) -> None:
     session.run("ruff", "check", *files)
     session.run("ruff", "format", "--check", *files)
     session.run("mypy")
+    session.run("pytest", "-rs", *session.posargs, env=env)
+
+
+@nox.session(venv_backend="uv")
+def lowest(session: nox.Session) -> None:
+    """Run a project's tests at the lowest version of every dependency it declares."""
+    # Every optional dependency is in: the redis backend, and uvicorn.
+    answers = {"broadcast": "true", "broadcast_backend": "redis", "server": "uvicorn"}
+    env = test_env(session, answers)
+    path = render(session, answers)
+    session.chdir(path)
+    session.install("--resolution", "lowest-direct", "-e", ".[test]")
+    # pytest only: ruff and mypy judge the code with the latest releases (the
+    # project sessions); older libraries ship older type hints.
     session.run("pytest", "-rs", *session.posargs, env=env)
 
 

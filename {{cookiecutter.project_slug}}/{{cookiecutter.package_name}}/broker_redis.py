@@ -18,7 +18,9 @@ from quart import Quart
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .hub import BroadcastUnavailable, Hub
 from .messages import Message
@@ -61,8 +63,10 @@ class Broker:
             self.url,
             socket_connect_timeout=2,
             health_check_interval=5,
-            # After a Redis restart the pooled connection is stale: retry on a new one.
+            # After a Redis restart the pooled connection is stale: retry on a new
+            # one. redis-py 5 retries only the errors listed in retry_on_error.
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         self.listener = asyncio.create_task(self.listen(self.redis))
 
