@@ -1,9 +1,10 @@
 """``python -m {{ cookiecutter.package_name }}``: the uvicorn launcher's ``--workers``."""
 
 from __future__ import annotations
-{% if cookiecutter.broadcast and cookiecutter.broadcast_backend == "memory" %}
+
 import os
 import signal
+{%- if cookiecutter.broadcast and cookiecutter.broadcast_backend == "memory" %}
 import subprocess
 
 from .live_server import PROJECT_ROOT, SERVERS
@@ -28,7 +29,6 @@ def test_several_workers_are_refused_with_the_memory_backend() -> None:
     assert process.returncode == 2
     assert "--workers: the memory broadcast backend serves one process only" in errors
 {%- else %}
-import os
 
 from websockets.asyncio.client import connect
 
@@ -51,6 +51,10 @@ async def test_two_workers_serve_and_stop_together() -> None:
                 await ws.send("ping")
                 assert await ws.recv() == "ping"
         group = server.process.pid  # run_server gives the server a group of its own
-    # SIGTERM to the supervisor alone stops its workers too.
-    await wait_for(lambda: not group_alive(group), within=10)
+    try:
+        # SIGTERM to the supervisor alone stops its workers too.
+        await wait_for(lambda: not group_alive(group), within=10)
+    finally:
+        if group_alive(group):
+            os.killpg(group, signal.SIGKILL)
 {%- endif %}
