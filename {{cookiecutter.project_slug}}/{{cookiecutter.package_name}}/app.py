@@ -16,6 +16,7 @@ from .gc_tuning import tune_gc
 from .messages import BoundedWebsocketConnection
 from .origin import check_origin
 from .routes import blueprint
+from .sending import DirectSendWebsocket
 from .shutdown import CloseOnShutdown
 
 
@@ -23,6 +24,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build the app from defaults, ``QUART_*`` variables, then ``overrides``."""
     app = Quart(__name__)
     app.asgi_websocket_class = BoundedWebsocketConnection
+    app.websocket_class = DirectSendWebsocket
     load_config(app, overrides)
     app.extensions["channels"] = {"echo": "/ws"}
     app.extensions["health_checks"] = {}
