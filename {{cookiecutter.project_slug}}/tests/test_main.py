@@ -46,7 +46,7 @@ def group_alive(group: int) -> bool:
 
 async def test_two_workers_serve_and_stop_together() -> None:
     with run_server(None, None, "--workers", "2", server="uvicorn") as server:
-        for _ in range(4):  # the kernel spreads connections over the workers
+        for _ in range(4):  # several connections: the kernel picks a worker for each
             async with connect(f"{server.ws_url}/ws") as ws:
                 await ws.send("ping")
                 assert await ws.recv() == "ping"
