@@ -28,7 +28,7 @@ def remove_broadcast_files(root: Path, package: str) -> None:
         f"{package}/hub.py",
         "tests/test_broadcast.py",
         "tests/test_slow_client.py",
-        "tests/test_browser_broadcast.py",
+        "tests/browser/test_broadcast_page.py",
         *(f"{package}/broker_{backend}.py" for backend in BACKENDS),
     )
 

@@ -12,26 +12,11 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-# The supported option combinations (cookiecutter-django style): id -> answers.
-SUPPORTED: dict[str, dict[str, Any]] = {
-    "no-broadcast": {"broadcast": False},
-    "broadcast-memory": {"broadcast": True, "broadcast_backend": "memory"},
-    "broadcast-redis": {"broadcast": True, "broadcast_backend": "redis"},
-    "no-broadcast-uvicorn": {"broadcast": False, "server": "uvicorn"},
-    "broadcast-redis-uvicorn": {
-        "broadcast": True,
-        "broadcast_backend": "redis",
-        "server": "uvicorn",
-    },
-}
-
+from .matrix import ROOT, cli_pairs
 
 def cookiecutter(output: Path, answers: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     """Run ``cookiecutter --no-input`` as a user would; never raises."""
-    pairs = [f"{key}={str(value).lower() if isinstance(value, bool) else value}"
-             for key, value in answers.items()]  # fmt: skip
+    pairs = cli_pairs(answers)
     return subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output), str(ROOT), *pairs],
         capture_output=True,

@@ -99,7 +99,7 @@ def test_post_gen_removes_broadcast_files(tmp_path: Path) -> None:
         "broker.py",
         "broker_memory.py",
         "test_broadcast.py",
-        "test_browser_broadcast.py",
+        "test_broadcast_page.py",
     ):
         assert gone not in names
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import SUPPORTED, Render, cookiecutter
+from .conftest import Render, cookiecutter
+from .matrix import COMBINATIONS
 
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".js", ".css", ".txt", ""}
 
@@ -19,9 +20,9 @@ def text_files(project: Path) -> list[Path]:
     return [p for p in project.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES]
 
 
-@pytest.fixture(params=list(SUPPORTED), ids=list(SUPPORTED))
+@pytest.fixture(params=list(COMBINATIONS), ids=list(COMBINATIONS))
 def answers(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return SUPPORTED[request.param]
+    return COMBINATIONS[request.param]
 
 
 def test_defaults_render_the_spec_layout(render: Render) -> None:

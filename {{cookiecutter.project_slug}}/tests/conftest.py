@@ -1,12 +1,10 @@
-"""Fixtures: an app per test, its test client, and a real server process."""
+"""Fixtures: an app per test, its clients, and real servers (plugins below)."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 import pytest
@@ -15,29 +13,19 @@ from quart.typing import TestClientProtocol as Client
 
 from {{ cookiecutter.package_name }} import create_app
 
-from .live_server import SERVERS, LiveServer, run_server
-{%- if cookiecutter.broadcast_backend == "redis" %}
-from .redis_server import shared_redis  # noqa: F401 (autouse: starts redis-server)
-{%- endif %}
+from .asgi_websocket import AsgiWebsocket, asgi_connect
+from .helpers import AppFactory, Connect, checks_up, wait_for
 
-AppFactory = Callable[..., Awaitable[Quart]]
+pytest_plugins = [
+    "tests.servers",
+{%- if cookiecutter.broadcast_backend == "redis" %}
+    "tests.redis_server",
+{%- endif %}
+]
 
 # The browser tests need the optional extra: pip install -e '.[test,browser]'.
 if importlib.util.find_spec("playwright") is None:
-    collect_ignore_glob = ["test_browser*.py"]
-
-
-async def wait_for(condition: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-def healthy(app: Quart) -> bool:
-    """Every health check is up (a subscription to a message service, say)."""
-    return all(check() == "up" for check in app.extensions["health_checks"].values())
+    collect_ignore = ["browser"]
 
 
 @pytest.fixture
@@ -50,7 +38,7 @@ async def make_app() -> AsyncIterator[AppFactory]:
             test_app = app.test_app()  # runs the before and after serving hooks
             await test_app.startup()
             serving.push_async_callback(test_app.shutdown)
-            await wait_for(lambda: healthy(app), within=10)
+            await wait_for(lambda: checks_up(app), within=10)
             return app
 
         yield factory
@@ -63,11 +51,17 @@ async def app(make_app: AppFactory) -> Quart:
 
 @pytest.fixture
 def client(app: Quart) -> Client:
+    """Quart's test client, for HTTP requests."""
     return app.test_client()
 
 
-@pytest.fixture(params=SERVERS)
-def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
-    """The app served as in production, by each server it has, on a free local port."""
-    with run_server(server=request.param) as server:
-        yield server
+@pytest.fixture
+def ws_connect(app: Quart) -> Connect:
+    """Open an in-process websocket to ``app``: ``async with ws_connect("/ws") as ws``."""
+
+    def open_websocket(
+        url: str, headers: dict[str, str] | None = None
+    ) -> AbstractAsyncContextManager[AsgiWebsocket]:
+        return asgi_connect(app, url, headers)
+
+    return open_websocket

@@ -1,4 +1,8 @@
-"""A real redis-server on a free port of 127.0.0.1, for the redis backend's tests."""
+"""A real redis-server on a free port of 127.0.0.1, for the redis backend's tests.
+
+A pytest plugin (see ``conftest.py``): ``shared_redis`` serves every test of
+the run, ``redis_server`` is a test's own, to stop and restart.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from .live_server import free_port
+from .servers import free_port
 
 INSTALL_HINT = "redis-server is not on PATH (Debian: apt-get install redis-server)"
 
@@ -83,4 +87,11 @@ def shared_redis() -> Iterator[RedisServer]:
     """One redis-server for the run; apps and servers find it via QUART_REDIS_URL."""
     with running_redis() as server, pytest.MonkeyPatch.context() as patch:
         patch.setenv("QUART_REDIS_URL", server.url)
+        yield server
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to stop and restart."""
+    with running_redis() as server:
         yield server

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 from quart import Quart
-from quart.testing.connections import WebsocketDisconnectError
 from quart.typing import TestClientProtocol as Client
 
 from {{ cookiecutter.package_name }}.broadcast import broadcast
 from {{ cookiecutter.package_name }}.hub import Hub
 
-from .conftest import AppFactory, wait_for
+from .asgi_websocket import Closed, asgi_connect
+from .helpers import AppFactory, wait_for
 
 TOKEN = "test-token"
 
@@ -30,43 +30,44 @@ async def app_with_token(make_app: AppFactory) -> Quart:
 async def test_websocket_message_reaches_every_client_and_the_sender(
     app_with_token: Quart,
 ) -> None:
-    client = app_with_token.test_client()
     async with (
-        client.websocket("/ws/broadcast") as alice,
-        client.websocket("/ws/broadcast") as bob,
-        client.websocket("/ws/broadcast") as carol,
+        asgi_connect(app_with_token, "/ws/broadcast") as alice,
+        asgi_connect(app_with_token, "/ws/broadcast") as bob,
+        asgi_connect(app_with_token, "/ws/broadcast") as carol,
     ):
         await wait_for(lambda: subscriber_count(app_with_token) == 3)
         await alice.send("hello all")
         for ws in (alice, bob, carol):
-            assert await asyncio.wait_for(ws.receive(), 5) == "hello all"
+            assert await ws.receive() == "hello all"
         await bob.send(b"\x01\x02")
         for ws in (alice, bob, carol):
-            assert await asyncio.wait_for(ws.receive(), 5) == b"\x01\x02"
+            assert await ws.receive() == b"\x01\x02"
 
 
 async def test_post_reaches_every_client(app_with_token: Quart) -> None:
     client = app_with_token.test_client()
-    async with client.websocket("/ws/broadcast") as one, client.websocket("/ws/broadcast") as two:
+    async with (
+        asgi_connect(app_with_token, "/ws/broadcast") as one,
+        asgi_connect(app_with_token, "/ws/broadcast") as two,
+    ):
         await wait_for(lambda: subscriber_count(app_with_token) == 2)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         response = await client.post("/api/broadcast", data="from POST", headers=headers)
         assert response.status_code == 204
-        assert await asyncio.wait_for(one.receive(), 5) == "from POST"
-        assert await asyncio.wait_for(two.receive(), 5) == "from POST"
+        assert await one.receive() == "from POST"
+        assert await two.receive() == "from POST"
 
         headers["Content-Type"] = "application/octet-stream"
         response = await client.post("/api/broadcast", data=b"\xff\x00", headers=headers)
         assert response.status_code == 204
-        assert await asyncio.wait_for(one.receive(), 5) == b"\xff\x00"
+        assert await one.receive() == b"\xff\x00"
 
 
 async def test_background_task_can_broadcast(app_with_token: Quart) -> None:
-    client = app_with_token.test_client()
-    async with client.websocket("/ws/broadcast") as ws:
+    async with asgi_connect(app_with_token, "/ws/broadcast") as ws:
         await wait_for(lambda: subscriber_count(app_with_token) == 1)
         app_with_token.add_background_task(broadcast, "from the background")
-        assert await asyncio.wait_for(ws.receive(), 5) == "from the background"
+        assert await ws.receive() == "from the background"
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,7 @@ async def test_post_without_the_right_token_is_401(
     app_with_token: Quart, authorization: str | None
 ) -> None:
     client = app_with_token.test_client()
-    async with client.websocket("/ws/broadcast") as ws:
+    async with asgi_connect(app_with_token, "/ws/broadcast") as ws:
         await wait_for(lambda: subscriber_count(app_with_token) == 1)
         headers = {"Authorization": authorization} if authorization else {}
         response = await client.post("/api/broadcast", data="nope", headers=headers)
@@ -86,7 +87,7 @@ async def test_post_without_the_right_token_is_401(
         assert response.headers["WWW-Authenticate"] == "Bearer"
         # Nothing was delivered: the next message is the one sent after.
         await ws.send("after")
-        assert await asyncio.wait_for(ws.receive(), 5) == "after"
+        assert await ws.receive() == "after"
 
 
 async def test_post_is_refused_when_no_token_is_configured(client: Client) -> None:
@@ -104,9 +105,8 @@ async def test_post_rejects_a_body_that_is_not_utf8(app_with_token: Quart) -> No
 
 
 async def test_disconnect_removes_the_queue(app_with_token: Quart) -> None:
-    client = app_with_token.test_client()
-    async with client.websocket("/ws/broadcast"):
-        async with client.websocket("/ws/broadcast"):
+    async with asgi_connect(app_with_token, "/ws/broadcast"):
+        async with asgi_connect(app_with_token, "/ws/broadcast"):
             await wait_for(lambda: subscriber_count(app_with_token) == 2)
         await wait_for(lambda: subscriber_count(app_with_token) == 1)
     await wait_for(lambda: subscriber_count(app_with_token) == 0)
@@ -114,11 +114,11 @@ async def test_disconnect_removes_the_queue(app_with_token: Quart) -> None:
 
 async def test_oversized_broadcast_message_closes_with_1009(make_app: AppFactory) -> None:
     app = await make_app(MAX_MESSAGE_SIZE=8)
-    async with app.test_client().websocket("/ws/broadcast") as ws:
+    async with asgi_connect(app, "/ws/broadcast") as ws:
         await ws.send("123456789")
-        with pytest.raises(WebsocketDisconnectError) as closed:
+        with pytest.raises(Closed) as closed:
             await ws.receive()
-        assert closed.value.args[0] == 1009
+        assert closed.value.code == 1009
 
 
 async def test_hub_cuts_off_a_full_queue_and_serves_the_rest() -> None:

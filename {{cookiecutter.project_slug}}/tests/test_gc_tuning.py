@@ -9,7 +9,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.gc_tuning import THRESHOLDS
 
-from .conftest import AppFactory
+from .helpers import AppFactory
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import signal
 {%- if cookiecutter.broadcast and cookiecutter.broadcast_backend == "memory" %}
 import subprocess
 
-from .live_server import PROJECT_ROOT, SERVERS
+from .servers import PROJECT_ROOT, SERVERS
 
 
 def test_several_workers_are_refused_with_the_memory_backend() -> None:
@@ -32,8 +32,8 @@ def test_several_workers_are_refused_with_the_memory_backend() -> None:
 
 from websockets.asyncio.client import connect
 
-from .conftest import wait_for
-from .live_server import run_server
+from .helpers import wait_for
+from .servers import run_server
 
 
 def group_alive(group: int) -> bool:
@@ -45,7 +45,7 @@ def group_alive(group: int) -> bool:
 
 
 async def test_two_workers_serve_and_stop_together() -> None:
-    with run_server(None, None, "--workers", "2", server="uvicorn") as server:
+    with run_server(server="uvicorn", options=("--workers", "2")) as server:
         for _ in range(4):  # several connections: the kernel picks a worker for each
             async with connect(f"{server.ws_url}/ws") as ws:
                 await ws.send("ping")

@@ -14,18 +14,16 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from {{ cookiecutter.package_name }}.broker import decode, encode
 
-from .conftest import AppFactory, wait_for
-from .live_server import LiveServer, run_server
-from .redis_server import RedisServer, running_redis
-from .test_broadcast import subscriber_count
+from .asgi_websocket import asgi_connect
+from .helpers import AppFactory, wait_for
+from .redis_server import RedisServer
+from .servers import LiveServer, answers_healthz, run_server
 
 TOKEN = "redis-test-token"
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
+def subscriber_count(app: Quart) -> int:
+    return len(app.extensions["broker"].hub.subscribers)
 
 
 @pytest.fixture
@@ -45,18 +43,18 @@ def test_text_and_bytes_survive_encoding() -> None:
 async def test_post_to_one_app_reaches_clients_of_both(two_apps: tuple[Quart, Quart]) -> None:
     first, second = two_apps
     async with (
-        first.test_client().websocket("/ws/broadcast") as on_first,
-        second.test_client().websocket("/ws/broadcast") as on_second,
+        asgi_connect(first, "/ws/broadcast") as on_first,
+        asgi_connect(second, "/ws/broadcast") as on_second,
     ):
         await wait_for(lambda: subscriber_count(first) == subscriber_count(second) == 1)
         response = await first.test_client().post(
             "/api/broadcast", data="hello both", headers={"Authorization": f"Bearer {TOKEN}"}
         )
         assert response.status_code == 204
-        assert await asyncio.wait_for(on_first.receive(), 5) == "hello both"
-        assert await asyncio.wait_for(on_second.receive(), 5) == "hello both"
+        assert await on_first.receive() == "hello both"
+        assert await on_second.receive() == "hello both"
         await on_second.send(b"\x00bytes")
-        assert await asyncio.wait_for(on_first.receive(), 5) == b"\x00bytes"
+        assert await on_first.receive() == b"\x00bytes"
 
 
 def get(url: str, token: str | None = None, data: bytes | None = None) -> tuple[int, bytes]:
@@ -67,10 +65,6 @@ def get(url: str, token: str | None = None, data: bytes | None = None) -> tuple[
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
-
-
-def healthy(server: LiveServer) -> bool:
-    return get(f"{server.http_url}/healthz")[0] == 200
 
 
 @pytest.fixture
@@ -108,14 +102,14 @@ async def test_two_processes_share_broadcasts_and_survive_a_redis_restart(
         await expect(clients, "sent on the second")
 
         redis_server.stop()
-        await wait_for(lambda: not healthy(first), within=15)
+        await wait_for(lambda: not answers_healthz(first), within=15)
         status, body = get(f"{first.http_url}/healthz")
         assert status == 503
         assert json.loads(body)["checks"]["redis"] == "down"
         assert await post(first, "lost") == 503
 
         redis_server.start()  # same port, empty: nothing survives but the app
-        await wait_for(lambda: healthy(first) and healthy(second), within=15)
+        await wait_for(lambda: answers_healthz(first) and answers_healthz(second), within=15)
         assert await post(second, "after the restart") == 204
         await expect(clients, "after the restart")  # on the same sockets
         await a.send("from a, after")

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .live_server import LiveServer, raw_websocket
+from .servers import LiveServer, raw_websocket
 
 # The close code each server sends its websockets on SIGTERM: this app's
 # shutdown middleware sends 1001 (going away); uvicorn itself sends 1012

@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.frames import Close
 
-from .live_server import SERVERS, LiveServer, raw_websocket, run_server
+from .servers import SERVERS, LiveServer, raw_websocket, run_server
 
 MESSAGE = "x" * 64 * 1024
 COUNT = 200  # 12.5 MiB: more than the kernel buffers a stalled reader can absorb

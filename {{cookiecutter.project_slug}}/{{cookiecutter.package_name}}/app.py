@@ -13,18 +13,16 @@ from .broadcast_routes import blueprint as broadcast_blueprint
 {% endif -%}
 from .config import load_config
 from .gc_tuning import tune_gc
-from .messages import BoundedWebsocketConnection
 from .origin import check_origin
+from .quart_internals import use_quart_internals
 from .routes import blueprint
-from .sending import DirectSendWebsocket
 from .shutdown import CloseOnShutdown
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build the app from defaults, ``QUART_*`` variables, then ``overrides``."""
     app = Quart(__name__)
-    app.asgi_websocket_class = BoundedWebsocketConnection
-    app.websocket_class = DirectSendWebsocket
+    use_quart_internals(app)
     load_config(app, overrides)
     app.extensions["channels"] = {"echo": "/ws"}
     app.extensions["health_checks"] = {}

@@ -28,8 +28,6 @@ Handler = Callable[..., Awaitable[None]]
 
 def init_broadcast(app: Quart) -> None:
     """Create this process's hub and broker, and expose the broadcast channel."""
-    app.config.setdefault("BROADCAST_QUEUE_SIZE", 100)
-    app.config.setdefault("BROADCAST_TOKEN", None)
     broker = Broker(app, Hub(positive_int(app.config, "BROADCAST_QUEUE_SIZE")))
     app.extensions["broker"] = broker
     app.extensions["health_checks"][broker.name] = broker.health

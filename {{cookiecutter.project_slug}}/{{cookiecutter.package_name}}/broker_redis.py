@@ -47,8 +47,6 @@ class Broker:
     name = "redis"
 
     def __init__(self, app: Quart, hub: Hub) -> None:
-        app.config.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-        app.config.setdefault("REDIS_CHANNEL", "{{ cookiecutter.package_name }}:broadcast")
         self.hub = hub
         self.url: str = app.config["REDIS_URL"]
         self.channel: str = app.config["REDIS_CHANNEL"]

@@ -1,4 +1,4 @@
-"""Configuration: defaults, overridden by ``QUART_*`` environment variables."""
+"""Configuration: every default, overridden by ``QUART_*`` environment variables."""
 
 from __future__ import annotations
 
@@ -13,6 +13,16 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_ORIGINS": "",
     # Keep in step with websocket_max_message_size in hypercorn.toml.
     "MAX_MESSAGE_SIZE": 1024 * 1024,
+{%- if cookiecutter.broadcast %}
+    # Bearer token for POST /api/broadcast; None refuses every request.
+    "BROADCAST_TOKEN": None,
+    # Messages queued per client before a slow client is cut off.
+    "BROADCAST_QUEUE_SIZE": 100,
+{%- endif %}
+{%- if cookiecutter.broadcast_backend == "redis" %}
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "REDIS_CHANNEL": "{{ cookiecutter.package_name }}:broadcast",
+{%- endif %}
 }
 
 

@@ -1,50 +1,14 @@
-"""Receiving websocket messages: a size limit, and backpressure."""
+"""Receiving websocket messages, with a size limit."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
-from hypercorn.typing import ASGIReceiveCallable, WebsocketScope
-from quart import Quart, current_app, websocket
-from quart.asgi import ASGIWebsocketConnection
-from quart.signals import websocket_received
+from quart import current_app, websocket
 
 Message = str | bytes
 
 MESSAGE_TOO_BIG = 1009
-# Messages Quart may hold for a handler that has not read them yet.
-RECEIVE_QUEUE_SIZE = 16
-
-
-class BoundedWebsocketConnection(ASGIWebsocketConnection):
-    """Quart's websocket connection, with a bounded receive queue.
-
-    Quart buffers what a client sends in an unbounded queue, so a client that
-    sends without reading its replies would grow the server's memory without
-    limit. Once this queue is full Quart stops reading, the server stops
-    reading the socket, and TCP flow control slows that client down.
-    """
-
-    def __init__(self, app: Quart, scope: WebsocketScope) -> None:
-        super().__init__(app, scope)
-        self.queue = asyncio.Queue(RECEIVE_QUEUE_SIZE)
-
-    async def handle_messages(self, receive: ASGIReceiveCallable) -> None:
-        """Quart's receiving loop, with an empty binary message kept as ``b""``.
-
-        Quart reads ``event.get("bytes") or event["text"]``: None under
-        Hypercorn, and a KeyError under uvicorn, which leaves "text" out.
-        """
-        while True:
-            event = await receive()
-            if event["type"] == "websocket.receive":
-                data = event.get("bytes")
-                message = data if data is not None else event.get("text") or ""
-                await websocket_received.send_async(message)
-                await self.queue.put(message)
-            elif event["type"] == "websocket.disconnect":
-                return
 
 
 def too_big(message: Message, limit: int) -> bool:

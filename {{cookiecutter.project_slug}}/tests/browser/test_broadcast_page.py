@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Browser, expect
 
-from .browser import browser, open_page, send
-from .live_server import LiveServer, run_server
+from ..servers import LiveServer
+from .pages import open_page, send
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser"]  # the fixture, imported for pytest
-
-
-@pytest.fixture
-def server() -> Iterator[LiveServer]:
-    with run_server() as server:
-        yield server
 
 
 def test_a_message_sent_in_one_page_appears_in_the_other(

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from .browser import browser, open_page, send
-from .live_server import LiveServer, free_port, run_server
+from ..servers import LiveServer, free_port, run_server
+from .pages import open_page, send
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser"]  # the fixture, imported for pytest
 
 # The client's retry delay tops out at 4 s (with jitter): 10 s leaves room.
 RECONNECT_WITHIN_MS = 10_000
-
-
-@pytest.fixture
-def server() -> Iterator[LiveServer]:
-    with run_server() as server:
-        yield server
 
 
 def test_page_connects_and_echoes(browser: Browser, server: LiveServer, tmp_path: Path) -> None:
@@ -57,7 +49,7 @@ def test_markup_in_a_message_stays_text(browser: Browser, server: LiveServer) ->
 
 def test_page_reconnects_after_a_server_restart(browser: Browser) -> None:
     port = free_port()
-    with run_server(port, None, "--graceful-timeout", "1"):
+    with run_server(port=port, options=("--graceful-timeout", "1")):
         watched = open_page(browser, f"http://127.0.0.1:{port}")
         page = watched.page
         status = page.locator("#status")
@@ -66,7 +58,7 @@ def test_page_reconnects_after_a_server_restart(browser: Browser) -> None:
         expect(page.locator("#log .received")).to_have_text(["before"])
 
     expect(status).to_have_attribute("data-state", "disconnected")
-    with run_server(port):
+    with run_server(port=port):
         expect(status).to_have_text("connected", timeout=RECONNECT_WITHIN_MS)
         send(page, "after")
         expect(page.locator("#log .received")).to_have_text(["before", "after"])

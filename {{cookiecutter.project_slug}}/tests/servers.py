@@ -1,4 +1,8 @@
-"""Run the app as in production, for tests that need real sockets."""
+"""Run the app as in production, for tests that need real sockets.
+
+A pytest plugin (see ``conftest.py``): the ``live_server`` fixture, and
+``run_server`` for tests that start and stop servers themselves.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -71,16 +76,23 @@ def free_port() -> int:
         return port
 
 
-def wait_until_healthy(server: LiveServer, timeout: float = 20.0) -> None:
+def answers_healthz(server: LiveServer) -> bool:
+    """Whether the server answers ``GET /healthz`` with 200."""
+    try:
+        with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:  # refused, or an HTTP error status
+        return False
+
+
+def wait_until_serving(server: LiveServer, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.name} exited with status {server.process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
+        if answers_healthz(server):
+            return
+        time.sleep(0.1)
     raise TimeoutError(f"{server.name} did not answer on port {server.port} within {timeout} s")
 
 
@@ -96,12 +108,16 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 
 @contextmanager
 def run_server(
-    port: int | None = None,
-    env: dict[str, str] | None = None,
-    *options: str,
+    *,
     server: str = "hypercorn",
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> Iterator[LiveServer]:
-    """Serve the app from the project root as ``SERVERS[server]`` does in production."""
+    """Serve the app from the project root as ``SERVERS[server]`` does in production.
+
+    ``env`` adds environment variables, ``options`` command-line options.
+    """
     port = port or free_port()
     if server == "hypercorn":
         arguments = ["--bind", f"127.0.0.1:{port}", *options, APP]
@@ -116,7 +132,14 @@ def run_server(
     )
     live = LiveServer(process, port, server)
     try:
-        wait_until_healthy(live)
+        wait_until_serving(live)
         yield live
     finally:
         stop(process)
+
+
+@pytest.fixture(params=SERVERS)
+def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """The app served as in production, by each server it has, on a free local port."""
+    with run_server(server=request.param) as server:
+        yield server

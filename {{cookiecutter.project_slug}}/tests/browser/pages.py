@@ -1,19 +1,13 @@
-"""Playwright driving a real Chromium, for the opt-in browser tests (-m browser).
-
-Set CHROMIUM_PATH to use a browser other than ``chromium`` on PATH; Playwright's
-own browser download is not needed. REQUIRE_BROWSER=1 turns a missing browser
-from a skip into a failure.
-"""
+"""Pages in a real Chromium, driven by Playwright: open, watch, type and send."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page
 
 # Flags for a headless Chromium on a machine with no network beyond localhost.
 CHROMIUM_ARGS = [
@@ -35,14 +29,6 @@ def chromium_path() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @dataclass

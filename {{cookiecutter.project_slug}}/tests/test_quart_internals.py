@@ -1,0 +1,156 @@
+"""What quart_internals.py relies on, checked against the installed Quart.
+
+Each test fails loudly the day a Quart release changes one of those
+assumptions; the whole file runs on every Python and Quart the project allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from quart import Quart, websocket
+
+from {{ cookiecutter.package_name }}.quart_internals import (
+    RECEIVE_QUEUE_SIZE,
+    DirectSendWebsocket,
+    WebsocketConnection,
+    use_quart_internals,
+)
+
+from .asgi_websocket import asgi_connect, websocket_scope
+from .helpers import AppFactory, wait_for
+
+BURST = 20
+
+
+def app_with_route(*, internals: bool) -> Quart:
+    """A bare app, with or without this project's classes, and a handler that never reads."""
+    app = Quart(__name__)
+    if internals:
+        use_quart_internals(app)
+
+    @app.websocket("/never-reads")
+    async def never_reads() -> None:
+        await websocket.accept()
+        await asyncio.Event().wait()
+
+    return app
+
+
+async def run_flood(app: Quart, messages: int) -> int:
+    """Offer ``messages`` to the app without it reading; return how many it took."""
+    taken = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        if taken == 0:
+            taken = 1
+            return {"type": "websocket.connect"}
+        if taken > messages:
+            await asyncio.Event().wait()
+        taken += 1
+        return {"type": "websocket.receive", "text": "x"}
+
+    async def send(event: dict[str, Any]) -> None:
+        pass
+
+    task = asyncio.create_task(app(websocket_scope("/never-reads", {}), receive, send))  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return taken - 1
+
+
+async def test_quart_reads_a_client_only_as_fast_as_the_bounded_queue_allows() -> None:
+    taken = await run_flood(app_with_route(internals=True), 1000)
+    # The bound, plus the message that waits on a full queue.
+    assert taken <= RECEIVE_QUEUE_SIZE + 1
+
+
+async def test_quart_alone_still_buffers_without_bound() -> None:
+    """If this fails, Quart bounds its own queue and the override can go."""
+    assert await run_flood(app_with_route(internals=False), 1000) == 1000
+
+
+async def test_quart_alone_still_loses_an_empty_binary_message() -> None:
+    """If this fails, Quart keeps ``b""`` itself and ``keep_empty_bytes`` can go."""
+    app = app_with_route(internals=False)
+
+    @app.websocket("/echo")
+    async def echo() -> None:
+        await websocket.send(await websocket.receive())
+
+    reply: str | bytes | None = None
+    try:
+        async with asgi_connect(app, "/echo") as ws:
+            await ws.send(b"")
+            reply = await ws.receive()
+    except Exception:  # Quart's KeyError, or no reply in time
+        pass
+    assert reply != b""
+
+
+async def test_the_connection_ends_when_the_handler_leaves_a_full_queue_behind() -> None:
+    app = app_with_route(internals=True)
+
+    @app.websocket("/returns")
+    async def returns() -> None:
+        await websocket.accept()
+
+    async with asgi_connect(app, "/returns") as ws:
+        for _ in range(RECEIVE_QUEUE_SIZE * 3):
+            await ws.send("never read")
+    # asgi_connect fails the test if the app has not ended after the disconnect.
+
+
+async def test_the_app_uses_these_classes(make_app: AppFactory) -> None:
+    app = await make_app()
+    assert app.asgi_websocket_class is WebsocketConnection
+    assert app.websocket_class is DirectSendWebsocket
+
+
+async def test_a_burst_of_sends_arrives_whole_and_in_order_without_yielding(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app()
+    turns = 0  # how often the event loop ran another task
+    turns_during_burst: list[int] = []
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    @app.websocket("/burst")
+    async def burst() -> None:
+        await websocket.accept()
+        before = turns
+        for number in range(BURST):
+            await websocket.send(str(number))
+        turns_during_burst.append(turns - before)
+
+    counter = asyncio.create_task(count_turns())
+    try:
+        async with asgi_connect(app, "/burst") as ws:
+            received = [await ws.receive() for _ in range(BURST)]
+            await wait_for(lambda: bool(turns_during_burst))
+    finally:
+        counter.cancel()
+    assert received == [str(number) for number in range(BURST)]
+    # Quart's own send yields before every message: BURST turns at least.
+    assert turns_during_burst == [0]
+
+
+@pytest.mark.parametrize("message", [b"", "", b"\x00", "text"])
+async def test_every_message_reaches_the_handler_unchanged(
+    make_app: AppFactory, message: str | bytes
+) -> None:
+    app = await make_app()
+    async with asgi_connect(app, "/ws") as ws:
+        await ws.send(message)
+        reply = await ws.receive()
+    assert reply == message
+    assert type(reply) is type(message)

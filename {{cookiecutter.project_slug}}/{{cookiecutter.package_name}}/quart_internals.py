@@ -1,0 +1,126 @@
+"""The one place that relies on Quart beyond its documented API.
+
+The classes here plug into Quart's documented extension points
+(``app.asgi_websocket_class``, ``app.websocket_class`` and, from Quart 0.23,
+``Websocket.buffer_class``). What they still assume about Quart's internals is
+listed below and checked against each supported release by
+``tests/test_quart_internals.py``, which fails the day an upgrade changes it:
+
+- Quart reads a received message as ``event.get("bytes") or event["text"]``,
+  which turns an empty binary message into None (Hypercorn) or a KeyError
+  (uvicorn);
+- up to 0.22 received messages wait in the connection's ``queue``; from 0.23
+  (Python 3.13 and later) in the websocket's ``buffer``;
+- ``Websocket._send`` sends one message, without the ``asyncio.sleep(0)`` and
+  the repeated ``accept()`` that Quart's ``send`` adds to every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGIReceiveEvent,
+    ASGISendCallable,
+    WebsocketScope,
+)
+from quart import Quart
+from quart.asgi import ASGIWebsocketConnection
+from quart.wrappers import Websocket
+
+# Messages received but not yet read by the handler. Once this many wait,
+# Quart stops reading, the server stops reading the socket, and TCP flow
+# control slows the client down: a client that sends without reading its
+# replies cannot grow the server's memory.
+RECEIVE_QUEUE_SIZE = 16
+
+
+def keep_empty_bytes(receive: ASGIReceiveCallable) -> ASGIReceiveCallable:
+    """Wrap ``receive`` so that an empty binary message reaches the handler as ``b""``."""
+
+    async def receive_event() -> ASGIReceiveEvent:
+        event = await receive()
+        if event["type"] == "websocket.receive" and event.get("bytes") == b"":
+            # ``None or b""`` is what Quart's ``bytes or text`` then reads.
+            return {"type": "websocket.receive", "bytes": None, "text": b""}  # type: ignore[typeddict-item]
+        return event
+
+    return receive_event
+
+
+if sys.version_info >= (3, 13):  # Quart 0.23, as pyproject.toml pins it
+    from quart.wrappers.base import ClientDisconnectedError
+
+    class BoundedBuffer:
+        """Quart's ``Buffer`` of received messages, bounded."""
+
+        def __init__(self) -> None:
+            self.queue: asyncio.Queue[str | bytes] = asyncio.Queue(RECEIVE_QUEUE_SIZE)
+
+        async def put(self, data: str | bytes) -> None:
+            # Shut down: the handler has ended and nobody will read it.
+            with contextlib.suppress(asyncio.QueueShutDown):
+                await self.queue.put(data)
+
+        async def get(self) -> str | bytes:
+            try:
+                return await self.queue.get()
+            except asyncio.QueueShutDown:
+                raise ClientDisconnectedError() from None
+
+        def disconnect(self) -> None:
+            self.queue.shutdown()
+
+
+class WebsocketConnection(ASGIWebsocketConnection):
+    """Quart's websocket connection: empty bytes kept, received messages bounded."""
+
+    async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        await super().__call__(keep_empty_bytes(receive), send)
+
+    if sys.version_info >= (3, 13):
+
+        async def handle_websocket(self, websocket: Websocket, send: ASGISendCallable) -> None:
+            try:
+                await super().handle_websocket(websocket, send)
+            finally:
+                # Quart keeps receiving after the handler ends: a put waiting
+                # on a full buffer must not wait forever.
+                websocket.buffer.disconnect()
+
+    else:
+
+        def __init__(self, app: Quart, scope: WebsocketScope) -> None:
+            super().__init__(app, scope)
+            self.queue = asyncio.Queue(RECEIVE_QUEUE_SIZE)
+
+
+class DirectSendWebsocket(Websocket):
+    """Quart's websocket, with a ``send`` that goes straight to the server.
+
+    Quart's ``send`` first yields to the event loop, then calls ``accept()``
+    again, for every message. Here the connection is accepted once, and a send
+    waits only when the server's flow control says the client is behind, as in
+    ``websockets`` and Starlette: a handler that sends a long burst holds the
+    event loop until then.
+    """
+
+    if sys.version_info >= (3, 13):
+        buffer_class = BoundedBuffer  # type: ignore[assignment]
+
+    _accept_sent = False
+
+    async def send(self, data: str | bytes) -> None:
+        if not self._accept_sent:
+            await self.accept()  # idempotent: a no-op if the handler accepted
+            self._accept_sent = True
+        await self._send(data)
+
+
+def use_quart_internals(app: Quart) -> None:
+    """Install this module's classes through Quart's extension points."""
+    app.asgi_websocket_class = WebsocketConnection
+    app.websocket_class = DirectSendWebsocket
