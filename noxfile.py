@@ -16,7 +16,7 @@ from typing import Any
 import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # nox does not add it
-from tests.matrix import COMBINATIONS, ROOT, cli_pairs  # noqa: E402
+from tests.matrix import COMBINATIONS, ROOT, cli_pairs
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["template", "project", "lowest", "highest", "lint", "browser"]

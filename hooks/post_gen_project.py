@@ -7,6 +7,7 @@ files, so turning one off is deleting them, not a maze of Jinja conditionals.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,24 +22,21 @@ def remove(root: Path, *relative_paths: str) -> None:
 
 
 def remove_broadcast_files(root: Path, package: str) -> None:
+    shutil.rmtree(root / package / "broadcast")
     remove(
         root,
-        f"{package}/broadcast.py",
-        f"{package}/broadcast_routes.py",
-        f"{package}/hub.py",
         "tests/test_broadcast.py",
+        "tests/test_rooms.py",
         "tests/test_slow_client.py",
         "tests/browser/test_broadcast_page.py",
-        *(f"{package}/broker_{backend}.py" for backend in BACKENDS),
     )
 
 
 def choose_broker(root: Path, package: str, backend: str) -> None:
-    """Keep ``broker_<backend>.py`` as ``broker.py``; drop the others."""
+    """Keep ``broadcast/broker_<backend>.py``; drop the others."""
     for other in BACKENDS:
         if other != backend:
-            remove(root, f"{package}/broker_{other}.py")
-    (root / package / f"broker_{backend}.py").rename(root / package / "broker.py")
+            remove(root, f"{package}/broadcast/broker_{other}.py")
 
 
 def remove_redis_files(root: Path) -> None:

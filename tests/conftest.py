@@ -14,6 +14,7 @@ import pytest
 
 from .matrix import ROOT, cli_pairs
 
+
 def cookiecutter(output: Path, answers: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     """Run ``cookiecutter --no-input`` as a user would; never raises."""
     pairs = cli_pairs(answers)

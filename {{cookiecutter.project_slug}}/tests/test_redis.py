@@ -12,7 +12,7 @@ import pytest
 from quart import Quart
 from websockets.asyncio.client import ClientConnection, connect
 
-from {{ cookiecutter.package_name }}.broker import decode, encode
+from {{ cookiecutter.package_name }}.broadcast.broker_redis import decode, encode
 
 from .asgi_websocket import asgi_connect
 from .helpers import AppFactory, wait_for
@@ -23,7 +23,8 @@ TOKEN = "redis-test-token"
 
 
 def subscriber_count(app: Quart) -> int:
-    return len(app.extensions["broker"].hub.subscribers)
+    count: int = app.extensions["broker"].hub.subscriber_count()
+    return count
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 from quart import Quart
 
 {% if cookiecutter.broadcast -%}
+from .broadcast import blueprint as broadcast_blueprint
 from .broadcast import init_broadcast
-from .broadcast_routes import blueprint as broadcast_blueprint
 {% endif -%}
 from .config import load_config
 from .gc_tuning import tune_gc

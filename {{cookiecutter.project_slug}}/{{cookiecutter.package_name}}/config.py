@@ -18,6 +18,11 @@ DEFAULTS: dict[str, Any] = {
     "BROADCAST_TOKEN": None,
     # Messages queued per client before a slow client is cut off.
     "BROADCAST_QUEUE_SIZE": 100,
+    # Each room keeps its last messages for clients that resume: at most this
+    # many, this many seconds, and this many bytes of frames.
+    "ROOM_HISTORY": 100,
+    "ROOM_HISTORY_SECONDS": 300,
+    "ROOM_HISTORY_BYTES": 1024 * 1024,
 {%- endif %}
 {%- if cookiecutter.broadcast_backend == "redis" %}
     "REDIS_URL": "redis://127.0.0.1:6379/0",

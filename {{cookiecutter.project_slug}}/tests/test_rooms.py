@@ -1,0 +1,204 @@
+"""Rooms: delivery within a room only, ids, history, and resuming with ``since``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+from quart import Quart
+
+from {{ cookiecutter.package_name }}.broadcast import broadcast
+
+from .asgi_websocket import AsgiWebsocket, Closed, Refused, asgi_connect
+from .helpers import AppFactory, wait_for
+
+TOKEN = "room-token"
+
+
+def members(app: Quart, room: str) -> int:
+    count: int = app.extensions["broker"].hub.subscriber_count(room)
+    return count
+
+
+async def receive_frame(ws: AsgiWebsocket) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(await ws.receive())
+    return frame
+
+
+async def publish(app: Quart, room: str, *texts: str) -> list[str]:
+    """Publish ``texts`` to ``room`` as a background task would; return their ids."""
+    async with app.app_context():
+        return [str(await broadcast(text, room=room)) for text in texts]
+
+
+@pytest.fixture
+async def app(make_app: AppFactory) -> Quart:
+    return await make_app(BROADCAST_TOKEN=TOKEN, ROOM_HISTORY=20)
+
+
+async def test_a_message_reaches_its_room_and_no_other(app: Quart) -> None:
+    async with (
+        asgi_connect(app, "/ws/rooms/lobby") as alice,
+        asgi_connect(app, "/ws/rooms/lobby") as bob,
+        asgi_connect(app, "/ws/rooms/kitchen") as carol,
+    ):
+        await wait_for(lambda: members(app, "lobby") == 2 and members(app, "kitchen") == 1)
+        await alice.send("hello lobby")
+        for ws in (alice, bob):
+            frame = await receive_frame(ws)
+            assert frame["type"] == "message"
+            assert frame["room"] == "lobby"
+            assert frame["data"] == "hello lobby"
+        await carol.send("hello kitchen")
+        assert (await receive_frame(carol))["data"] == "hello kitchen"
+        await alice.send("second")
+        assert (await receive_frame(bob))["data"] == "second"  # not the kitchen's
+
+
+async def test_ids_order_the_messages_of_a_room(app: Quart) -> None:
+    async with asgi_connect(app, "/ws/rooms/ordered") as ws:
+        await wait_for(lambda: members(app, "ordered") == 1)
+        ids = await publish(app, "ordered", *(str(n) for n in range(30)))
+        frames = [await receive_frame(ws) for _ in range(30)]
+    assert [frame["data"] for frame in frames] == [str(n) for n in range(30)]
+    assert [frame["id"] for frame in frames] == ids
+    keys = [tuple(map(int, message_id.split("-"))) for message_id in ids]
+    assert keys == sorted(keys) and len(set(keys)) == 30
+
+
+async def test_a_hundred_rooms_stay_apart(app: Quart) -> None:
+    rooms = [f"room-{n}" for n in range(100)]
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(asgi_connect(app, f"/ws/rooms/{room}"))
+                   for room in rooms]  # fmt: skip
+        await wait_for(lambda: all(members(app, room) == 1 for room in rooms))
+        for room in rooms:
+            await publish(app, room, f"for {room}")
+        for room, ws in zip(rooms, clients, strict=True):
+            frame = await receive_frame(ws)
+            assert (frame["room"], frame["data"]) == (room, f"for {room}")
+        assert all(ws.from_app.empty() for ws in clients)  # and nothing else
+
+
+async def test_resume_replays_what_was_missed_then_live(app: Quart) -> None:
+    ids = await publish(app, "resume", *(f"m{n}" for n in range(10)))
+    async with asgi_connect(app, f"/ws/rooms/resume?since={ids[3]}") as ws:
+        replayed = [await receive_frame(ws) for _ in range(6)]
+        assert [frame["data"] for frame in replayed] == [f"m{n}" for n in range(4, 10)]
+        await publish(app, "resume", "live")
+        assert (await receive_frame(ws))["data"] == "live"
+
+
+async def test_resume_from_the_newest_id_replays_nothing(app: Quart) -> None:
+    ids = await publish(app, "uptodate", "a", "b")
+    async with asgi_connect(app, f"/ws/rooms/uptodate?since={ids[-1]}") as ws:
+        await wait_for(lambda: members(app, "uptodate") == 1)
+        await publish(app, "uptodate", "c")
+        assert (await receive_frame(ws))["data"] == "c"
+
+
+async def test_a_resume_past_the_history_starts_with_a_missed_notice(app: Quart) -> None:
+    ids = await publish(app, "long-gone", *(f"m{n}" for n in range(30)))  # history keeps 20
+    async with asgi_connect(app, f"/ws/rooms/long-gone?since={ids[0]}") as ws:
+        notice = await receive_frame(ws)
+        assert notice == {"type": "missed", "room": "long-gone", "since": ids[0]}
+        rest = [await receive_frame(ws) for _ in range(20)]
+    assert [frame["data"] for frame in rest] == [f"m{n}" for n in range(10, 30)]
+
+
+async def test_an_expired_history_gives_a_missed_notice(make_app: AppFactory) -> None:
+    app = await make_app(ROOM_HISTORY_SECONDS=1)
+    ids = await publish(app, "expiring", "seen", "missed")
+    await asyncio.sleep(1.2)
+    async with asgi_connect(app, f"/ws/rooms/expiring?since={ids[0]}") as ws:
+        assert await receive_frame(ws) == {"type": "missed", "room": "expiring", "since": ids[0]}
+        await publish(app, "expiring", "live")
+        assert (await receive_frame(ws))["data"] == "live"
+
+
+@pytest.mark.parametrize("room", ["", "a" * 65, "a b", "ünï", "semi;colon", "a%2Fb"])
+async def test_a_bad_room_name_is_refused_before_accept(app: Quart, room: str) -> None:
+    async with asgi_connect(app, f"/ws/rooms/{room}") as ws:
+        with pytest.raises(Refused) as refused:
+            await ws.receive()
+    assert refused.value.status in (400, 404)  # 404: no route for an empty name
+
+
+@pytest.mark.parametrize(
+    ("since", "reason"),
+    [("banana", "not a message id"), ("1-x", "not a message id"), ("99999999999999-0", "newer")],
+)
+async def test_a_bad_since_is_refused_before_accept(app: Quart, since: str, reason: str) -> None:
+    await publish(app, "strict", "one")
+    async with asgi_connect(app, f"/ws/rooms/strict?since={since}") as ws:
+        with pytest.raises(Refused) as refused:
+            await ws.receive()
+    assert refused.value.status == 400
+    assert reason in json.loads(refused.value.body)["error"]
+
+
+async def test_an_unknown_since_inside_the_history_is_refused(app: Quart) -> None:
+    (first,) = await publish(app, "known", "a")
+    await asyncio.sleep(0.01)  # the next id gets a later millisecond
+    await publish(app, "known", "b")
+    millis, sequence = first.split("-")
+    unknown = f"{millis}-{int(sequence) + 5}"  # between the two, never issued
+    async with asgi_connect(app, f"/ws/rooms/known?since={unknown}") as ws:
+        with pytest.raises(Refused) as refused:
+            await ws.receive()
+    assert refused.value.status == 400
+    assert "not a message of this room" in json.loads(refused.value.body)["error"]
+
+
+async def test_binary_frames_close_a_room_socket_with_1003(app: Quart) -> None:
+    async with asgi_connect(app, "/ws/rooms/text-only") as ws:
+        await ws.send(b"\x00")
+        with pytest.raises(Closed) as closed:
+            await ws.receive()
+    assert closed.value.code == 1003
+
+
+async def test_post_publishes_to_one_room(app: Quart) -> None:
+    client = app.test_client()
+    async with asgi_connect(app, "/ws/rooms/news") as ws:
+        await wait_for(lambda: members(app, "news") == 1)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        response = await client.post("/api/rooms/news/messages", data="posted", headers=headers)
+        assert response.status_code == 201
+        body = await response.get_json()
+        frame = await receive_frame(ws)
+        assert frame == {"type": "message", "room": "news", "id": body["id"], "data": "posted"}
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "data", "status"),
+    [
+        ("/api/rooms/news/messages", {}, "x", 401),
+        ("/api/rooms/news/messages", {"Authorization": "Bearer wrong"}, "x", 401),
+        ("/api/rooms/bad%20name/messages", {"Authorization": f"Bearer {TOKEN}"}, "x", 400),
+        ("/api/rooms/news/messages", {"Authorization": f"Bearer {TOKEN}"}, b"\xff", 400),
+    ],
+    ids=["no-token", "wrong-token", "bad-room", "not-utf8"],
+)
+async def test_post_refuses_bad_requests(
+    app: Quart, path: str, headers: dict[str, str], data: str | bytes, status: int
+) -> None:
+    response = await app.test_client().post(path, data=data, headers=headers)
+    assert response.status_code == status
+
+
+async def test_a_message_over_the_limit_closes_only_that_room_client(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(MAX_MESSAGE_SIZE=100)
+    async with asgi_connect(app, "/ws/rooms/big") as big, asgi_connect(app, "/ws/rooms/big") as ok:
+        await wait_for(lambda: members(app, "big") == 2)
+        await big.send("x" * 101)
+        with pytest.raises(Closed) as closed:
+            await big.receive()
+        assert closed.value.code == 1009
+        await ok.send("fine")
+        assert (await receive_frame(ok))["data"] == "fine"

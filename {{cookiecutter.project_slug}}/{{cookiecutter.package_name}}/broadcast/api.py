@@ -1,0 +1,73 @@
+"""``broadcast()``, ``collect_websocket`` and the set-up of this process's broker."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from quart import Quart, current_app
+
+from ..config import positive_int
+from ..messages import Message
+from .broker import Broker
+{%- if cookiecutter.broadcast_backend == "redis" %}
+from .broker_redis import RedisBroker as BackendBroker
+{%- else %}
+from .broker_memory import MemoryBroker as BackendBroker
+{%- endif %}
+from .hub import EVERYONE, Hub, subscription
+from .rooms import check_room_name
+
+Handler = Callable[..., Awaitable[None]]
+
+
+def init_broadcast(app: Quart) -> None:
+    """Create this process's hub and broker, and expose the broadcast channel."""
+    broker = BackendBroker(app, Hub(positive_int(app.config, "BROADCAST_QUEUE_SIZE")))
+    app.extensions["broker"] = broker
+    app.extensions["health_checks"][broker.name] = broker.health
+    app.extensions["channels"]["broadcast"] = "/ws/broadcast"
+
+
+def current_broker() -> Broker:
+    broker: Broker = current_app.extensions["broker"]
+    return broker
+
+
+async def broadcast(message: Message, room: str | None = None) -> str | None:
+    """Send ``message`` to every ``/ws/broadcast`` client, or to one room's clients.
+
+    Room messages are text, kept in the room's history; their id is returned.
+    Call it from anything running in the app context: a route, a websocket
+    handler, or a background task started with ``app.add_background_task``.
+    Raises ``BroadcastUnavailable`` if the broker cannot take it (Redis down),
+    ``ValueError`` for a bad room name or bytes sent to a room.
+    """
+    broker = current_broker()
+    if room is None:
+        await broker.publish(message)
+        return None
+    problem = check_room_name(room)
+    if problem is not None:
+        raise ValueError(problem)
+    if not isinstance(message, str):
+        raise ValueError("room messages are text")
+    return await broker.publish_to_room(room, message)
+
+
+def collect_websocket(handler: Handler) -> Handler:
+    """Give a websocket handler its own bounded queue of broadcast messages.
+
+    The handler is called with the queue as first argument. If the client
+    stops reading and the queue fills, the handler is cancelled and the socket
+    closed with 1013 (try again later): one slow client cannot hold up the
+    others or grow the server's memory.
+    """
+
+    @wraps(handler)
+    async def wrapper(*args: Any, **kwargs: Any) -> None:
+        async with subscription(current_broker().hub, EVERYONE) as subscriber:
+            await handler(subscriber.queue, *args, **kwargs)
+
+    return wrapper

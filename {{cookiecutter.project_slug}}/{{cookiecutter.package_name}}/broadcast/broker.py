@@ -1,0 +1,35 @@
+"""What a broker does: the one interface both backends implement.
+
+A broker carries messages between processes (or within one) and hands them
+to this process's hub. ``broker_memory.py`` serves one process;
+``broker_redis.py`` every process and host sharing a Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..messages import Message
+from .hub import Hub
+from .rooms import RoomHistory
+
+
+class BroadcastUnavailable(RuntimeError):
+    """Raised by ``Broker.publish`` when the message could not be sent on."""
+
+
+class Broker(Protocol):
+    name: str
+    hub: Hub
+
+    async def publish(self, message: Message) -> None:
+        """Send ``message`` to every ``/ws/broadcast`` client of every process reached."""
+
+    async def publish_to_room(self, room: str, text: str) -> str:
+        """Append ``text`` to the room's history, deliver it to the room; return its id."""
+
+    async def room_history(self, room: str) -> RoomHistory:
+        """What the room still keeps, oldest first, for a client that resumes."""
+
+    def health(self) -> str:
+        """``"up"`` while messages flow, else ``"down"``."""

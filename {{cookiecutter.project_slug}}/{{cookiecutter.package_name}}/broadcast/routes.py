@@ -1,0 +1,160 @@
+"""The broadcast and room websockets, and their authenticated POST endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any
+
+from quart import Blueprint, current_app, request, websocket
+from quart.typing import ResponseReturnValue
+
+from ..messages import Message, incoming_messages
+from .api import broadcast, collect_websocket, current_broker
+from .broker import BroadcastUnavailable
+from .hub import TRY_AGAIN_LATER, subscription
+from .rooms import (
+    BadResume,
+    MessageKey,
+    RoomMessage,
+    check_room_name,
+    message_key,
+    missed_frame,
+    replay_after,
+)
+
+UNSUPPORTED_DATA = 1003
+
+blueprint = Blueprint("broadcast", __name__)
+
+
+@blueprint.websocket("/ws/broadcast")
+@collect_websocket
+async def broadcast_socket(queue: asyncio.Queue[Message]) -> None:
+    """Broadcast what this client sends; send it everything broadcast."""
+    sender = asyncio.create_task(send_all(queue))
+    try:
+        async for message in incoming_messages():
+            try:
+                await broadcast(message)
+            except BroadcastUnavailable:
+                # Never drop a message silently: the client learns, and retries.
+                await websocket.close(TRY_AGAIN_LATER, "broadcast unavailable")
+                return
+    finally:
+        sender.cancel()
+
+
+async def send_all(queue: asyncio.Queue[Message]) -> None:
+    send = websocket.send  # look the context-local proxy up once, not per message
+    while True:
+        await send(await queue.get())
+
+
+@blueprint.websocket("/ws/rooms/<room>")
+async def room_socket(room: str) -> ResponseReturnValue | None:
+    """Join ``room``: replay what was missed since ``?since=<id>``, then live messages."""
+    problem = check_room_name(room)
+    if problem is not None:
+        return {"error": problem}, 400  # before accept: the handshake fails
+    since = websocket.args.get("since")
+    broker = current_broker()
+    async with subscription(broker.hub, room) as subscriber:  # live first: no gap
+        replay: list[RoomMessage] = []
+        missed = False
+        if since is not None:
+            try:
+                replay, missed = replay_after(await broker.room_history(room), since)
+            except BadResume as error:
+                return {"error": str(error)}, 400
+            except BroadcastUnavailable as error:
+                return {"error": str(error)}, 503
+        await websocket.accept()
+        if missed:
+            await websocket.send(missed_frame(room, since or ""))
+        for message in replay:
+            await websocket.send(message.frame)
+        seen = replay[-1].key if replay else message_key(since) if since else None
+        sender = asyncio.create_task(send_live(subscriber.queue, seen))
+        try:
+            await publish_what_arrives(room)
+        finally:
+            sender.cancel()
+    return None
+
+
+async def send_live(queue: asyncio.Queue[RoomMessage], seen: MessageKey | None) -> None:
+    """Send live messages, skipping those up to ``seen`` (replayed, or seen before)."""
+    send = websocket.send
+    if seen is not None:
+        while (message := await queue.get()).key <= seen:
+            pass
+        await send(message.frame)
+    while True:
+        await send((await queue.get()).frame)
+
+
+async def publish_what_arrives(room: str) -> None:
+    async for message in incoming_messages():
+        if not isinstance(message, str):
+            await websocket.close(UNSUPPORTED_DATA, "rooms carry text frames only")
+            return
+        try:
+            await broadcast(message, room=room)
+        except BroadcastUnavailable:
+            await websocket.close(TRY_AGAIN_LATER, "broadcast unavailable")
+            return
+
+
+@blueprint.post("/api/broadcast")
+async def post_broadcast() -> ResponseReturnValue:
+    """Broadcast the request body: text, or bytes if sent as octet-stream."""
+    refusal = check_bearer_token()
+    if refusal is not None:
+        return refusal
+    body = await request.body
+    message: Message = body
+    if request.mimetype != "application/octet-stream":
+        try:
+            message = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"error": "body is not UTF-8 text; send bytes as application/octet-stream"}, 400
+    try:
+        await broadcast(message)
+    except BroadcastUnavailable as error:
+        return {"error": str(error)}, 503
+    return "", 204
+
+
+@blueprint.post("/api/rooms/<room>/messages")
+async def post_room_message(room: str) -> ResponseReturnValue:
+    """Send the request body (UTF-8 text) to one room; answer its id."""
+    refusal = check_bearer_token()
+    if refusal is not None:
+        return refusal
+    problem = check_room_name(room)
+    if problem is not None:
+        return {"error": problem}, 400
+    try:
+        text = (await request.body).decode("utf-8")
+    except UnicodeDecodeError:
+        return {"error": "body is not UTF-8 text: rooms carry text"}, 400
+    try:
+        message_id = await broadcast(text, room=room)
+    except BroadcastUnavailable as error:
+        return {"error": str(error)}, 503
+    body: dict[str, Any] = {"room": room, "id": message_id}
+    return body, 201
+
+
+def check_bearer_token() -> ResponseReturnValue | None:
+    """None if the request carries the configured token, else the refusal."""
+    expected = current_app.config["BROADCAST_TOKEN"]
+    if expected is None or expected == "":
+        return {"error": "broadcasting over HTTP is off: set QUART_BROADCAST_TOKEN"}, 403
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), str(expected).encode()
+    ):
+        return {"error": "missing or wrong bearer token"}, 401, {"WWW-Authenticate": "Bearer"}
+    return None
