@@ -27,8 +27,10 @@ def remove_broadcast_files(root: Path, package: str) -> None:
         root,
         "tests/test_broadcast.py",
         "tests/test_rooms.py",
+        "tests/test_rooms_redis.py",
         "tests/test_slow_client.py",
         "tests/browser/test_broadcast_page.py",
+        "tests/browser/test_rooms_page.py",
     )
 
 
@@ -40,7 +42,7 @@ def choose_broker(root: Path, package: str, backend: str) -> None:
 
 
 def remove_redis_files(root: Path) -> None:
-    remove(root, "tests/test_redis.py", "tests/redis_server.py")
+    remove(root, "tests/test_redis.py", "tests/test_rooms_redis.py", "tests/redis_server.py")
 
 
 def apply_options(root: Path, answers: dict[str, Any]) -> None:

@@ -17,11 +17,14 @@ async def index() -> str:
     channel = request.args.get("channel", "echo")
     if channel not in channels:
         abort(404)
+    # The rooms channel joins ?room=<name>; the page checks the name's form.
+    room = request.args.get("room", "lobby") if channel == "rooms" else None
     return await render_template(
         "index.html",
         title=current_app.config["TITLE"],
         channels=channels,
         channel=channel,
+        room=room,
     )
 
 

@@ -28,6 +28,7 @@ def init_broadcast(app: Quart) -> None:
     app.extensions["broker"] = broker
     app.extensions["health_checks"][broker.name] = broker.health
     app.extensions["channels"]["broadcast"] = "/ws/broadcast"
+    app.extensions["channels"]["rooms"] = "/ws/rooms/"  # the page adds ?room=<name>
 
 
 def current_broker() -> Broker:

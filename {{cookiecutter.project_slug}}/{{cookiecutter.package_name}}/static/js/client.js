@@ -8,6 +8,14 @@
 // The URL follows the page: wss: under https:, and the page's own host.
 // After a drop it retries with exponential backoff and jitter, so that a
 // restarted server is not hit by every client at the same instant.
+// `path` may be a function, asked again before each attempt.
+//
+//   const room = joinRoom("lobby", { onmessage, onmissed, onstatus });
+//
+// joins a room and resumes after any reconnect, or a reload of the page: it
+// keeps the last message id per room (in sessionStorage) and reconnects with
+// ?since=<id>, so the server first replays what was missed. onmissed(frame)
+// is called when the server no longer has all of it.
 
 const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 4000;
@@ -36,7 +44,7 @@ export function connect(path, { onmessage = () => {}, onstatus = () => {} } = {}
 
   function open() {
     setStatus("connecting");
-    ws = new WebSocket(socketUrl(path));
+    ws = new WebSocket(socketUrl(typeof path === "function" ? path() : path));
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
       attempt = 0;
@@ -65,4 +73,25 @@ export function connect(path, { onmessage = () => {}, onstatus = () => {} } = {}
 
   open();
   return client;
+}
+
+export function joinRoom(room, { onmessage = () => {}, onmissed = () => {}, onstatus } = {}) {
+  const key = `room-last-id:${room}`;
+  const base = `/ws/rooms/${encodeURIComponent(room)}`;
+  const path = () => {
+    const since = sessionStorage.getItem(key);
+    return since ? `${base}?since=${encodeURIComponent(since)}` : base;
+  };
+  return connect(path, {
+    onstatus,
+    onmessage: (data) => {
+      const frame = JSON.parse(data);
+      if (frame.type === "missed") {
+        onmissed(frame);
+      } else if (frame.type === "message") {
+        sessionStorage.setItem(key, frame.id);
+        onmessage(frame.data, frame);
+      }
+    },
+  });
 }
