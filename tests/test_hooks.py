@@ -82,23 +82,25 @@ def copy_template(tmp_path: Path) -> Path:
 def test_post_gen_keeps_the_chosen_broker(tmp_path: Path) -> None:
     project = copy_template(tmp_path)
     post_gen.apply_options(project, {**GOOD, "broadcast_backend": "redis"})
-    package = project / "quart_ws_app"
-    assert (package / "broker.py").exists()
-    assert "redis" in (package / "broker.py").read_text()
-    assert not list(package.glob("broker_*.py"))
+    broadcast = project / "quart_ws_app" / "broadcast"
+    assert (broadcast / "broker.py").exists()  # the protocol
+    assert [path.name for path in broadcast.glob("broker_*.py")] == ["broker_redis.py"]
     assert (project / "tests" / "test_redis.py").exists()
+    assert (project / "tests" / "test_rooms_redis.py").exists()
 
 
 def test_post_gen_removes_broadcast_files(tmp_path: Path) -> None:
     project = copy_template(tmp_path)
     post_gen.apply_options(project, {**GOOD, "broadcast": False})
     names = {path.name for path in project.rglob("*")}
+    assert not (project / "quart_ws_app" / "broadcast").exists()
     for gone in (
-        "broadcast.py",
         "hub.py",
         "broker.py",
         "broker_memory.py",
         "test_broadcast.py",
+        "test_rooms.py",
+        "test_rooms_page.py",
         "test_broadcast_page.py",
     ):
         assert gone not in names

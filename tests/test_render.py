@@ -34,7 +34,8 @@ def test_defaults_render_the_spec_layout(render: Render) -> None:
         "static/js/client.js",
         "static/css/style.css",
         "templates/index.html",
-        "broker.py",
+        "broadcast/broker.py",
+        "broadcast/broker_memory.py",
     ):
         assert (package / relative).is_file(), relative
     for relative in (
@@ -73,6 +74,7 @@ def test_broadcast_off_leaves_no_trace(render: Render) -> None:
     assert not list(project.rglob("*broadcast*"))
     assert not list(project.rglob("broker*.py"))
     assert not list(project.rglob("hub.py"))
+    assert not list(project.rglob("*room*"))
     for path in project.rglob("*.py"):
         assert not re.search("broadcast|broker|redis", path.read_text(), re.I), path
     assert "redis" not in (project / "pyproject.toml").read_text()
