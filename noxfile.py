@@ -142,12 +142,17 @@ def bench(session: nox.Session) -> None:
     # Another name, so that both projects install side by side.
     uvicorn_answers = {"server": "uvicorn", "project_name": "Quart WS Uvicorn"}
     uvicorn_path = render(session, uvicorn_answers, folder="rendered-uvicorn")
+    redis_answers = {"broadcast_backend": "redis", "project_name": "Quart WS Redis"}
+    redis_path = render(session, redis_answers, folder="rendered-redis")
+    require_binary(session, "redis-server", "redis-server")
     results = Path(session.create_tmp()).resolve() / "bench-results.json"
     # websockets (the load client and the baseline) comes with the uvicorn project.
-    session.install("-e", str(path), "-e", str(uvicorn_path), "starlette", "granian")
+    projects = [path, uvicorn_path, redis_path]
+    session.install(*(f"-e{project}" for project in projects), "starlette", "granian")
     session.run("python", "-m", "bench.run", "--project", str(path),
-                "--uvicorn-project", str(uvicorn_path), "--json", str(results),
-                *session.posargs)  # fmt: skip
+                "--uvicorn-project", str(uvicorn_path), "--redis-project", str(redis_path),
+                "--json", str(results), *session.posargs)  # fmt: skip
+    session.log(f"Python {sys.version.split()[0]}; figures in {results}")
 
 
 @nox.session

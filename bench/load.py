@@ -7,6 +7,7 @@ figures; server CPU and memory come from /proc, never from the client's view.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -160,14 +161,21 @@ def stamped(number: int) -> str:
     return head + "x" * max(0, PAYLOAD - len(head))
 
 
-async def fan_out(server: Server, subscribers: int, rate: float, duration: float) -> dict[str, Any]:
-    """``rate`` broadcasts a second to ``subscribers`` clients; one of them publishes."""
+async def fan_out(
+    server: Server, subscribers: int, rate: float, duration: float, path: str = "/ws/broadcast"
+) -> dict[str, Any]:
+    """``rate`` broadcasts a second to ``subscribers`` clients; one of them publishes.
+
+    ``path`` may be a room (``/ws/rooms/<name>``), whose frames are JSON.
+    """
     rss_before = rss_bytes(server.pid)
     latencies: list[float] = []
     warmed = [0]
     warm = asyncio.Event()
 
     def on_text(message: str) -> None:
+        if message.startswith("{"):
+            message = json.loads(message)["data"]
         number, sent, _ = message.split(":", 2)
         if number == "-1":  # the warm-up message: everyone is subscribed
             warmed[0] += 1
@@ -180,10 +188,10 @@ async def fan_out(server: Server, subscribers: int, rate: float, duration: float
 
     async def subscribe() -> FrameReader:
         async with gate:
-            return await open_reader(server.url("/ws/broadcast"), on_text)
+            return await open_reader(server.url(path), on_text)
 
     readers = await asyncio.gather(*(subscribe() for _ in range(subscribers - 1)))
-    (publisher,) = await open_clients(server.url("/ws/broadcast"), 1)
+    (publisher,) = await open_clients(server.url(path), 1)
     await asyncio.sleep(0.5)
     idle_kib_each = (rss_bytes(server.pid) - rss_before) / 1024 / subscribers
 
@@ -250,3 +258,27 @@ async def stalled_subscriber(server: Server, messages: int = 2000) -> dict[str, 
         # being written) and allocator slack: what "bounded" can mean in RSS.
         "queue_bound_kib": 100 * 16 + 256,
     }
+
+
+async def resume(server: Server, missed: int = 100, repeats: int = 5) -> dict[str, Any]:
+    """Time from opening ``/ws/rooms/<room>?since=<id>`` to the last of ``missed`` replayed.
+
+    Each repeat uses a fresh room: one message is seen, ``missed`` more are
+    published, then a new connection resumes after the first; the median is kept.
+    """
+    times: list[float] = []
+    for repeat in range(repeats):
+        url = server.url(f"/ws/rooms/resume-{repeat}-{time.time_ns()}")
+        (publisher,) = await open_clients(url, 1)
+        await publisher.send("seen")
+        since = json.loads(await publisher.recv())["id"]
+        for number in range(missed):
+            await publisher.send(f"missed {number}")
+            await publisher.recv()  # paced: our own copy
+        started = time.perf_counter()
+        (resuming,) = await open_clients(f"{url}?since={since}", 1)
+        frames = [json.loads(await asyncio.wait_for(resuming.recv(), 10)) for _ in range(missed)]
+        times.append(time.perf_counter() - started)
+        assert [frame["data"] for frame in frames] == [f"missed {n}" for n in range(missed)]
+        await close_all([publisher, resuming])
+    return {"missed": missed, "p50_ms": percentile(times, 0.5) * 1e3}

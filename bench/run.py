@@ -1,7 +1,7 @@
 """Serve each stack, load it from another core, print one table, write JSON.
 
     python -m bench.run --project <default render> --uvicorn-project <server=uvicorn render>
-                        [--quick] [--only NAME]
+                        [--redis-project <broadcast_backend=redis render>] [--quick] [--only NAME]
 
 Servers run pinned to core 0 and this load client to core 1 (when there are
 two). Server CPU and memory are read from /proc for the server's process tree.
@@ -14,13 +14,15 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,8 @@ BASELINE = "websockets (bare)"
 STARLETTE = "starlette + uvicorn"
 HYPERCORN = "quart + hypercorn.toml (uvloop)"  # the default server=hypercorn
 UVICORN = "quart + python -m (uvicorn)"  # the server=uvicorn choice
-OFFERED = (HYPERCORN, UVICORN)
+REDIS = "quart + hypercorn.toml, redis backend"  # broadcast_backend=redis
+OFFERED = (HYPERCORN, UVICORN, REDIS)
 
 
 @dataclass
@@ -40,9 +43,11 @@ class Stack:
     name: str
     command: list[str]
     cwd: Path
+    rooms: bool = False  # the generated app: it has /ws/rooms/<room>
+    env: dict[str, str] = field(default_factory=dict)
 
 
-def stacks(project: Path, uvicorn_project: Path) -> list[Stack]:
+def stacks(project: Path, uvicorn_project: Path, redis_project: Path | None) -> list[Stack]:
     python, app = sys.executable, project.name.replace("-", "_") + ":app"
     hypercorn = [python, "-m", "hypercorn", "--config", "hypercorn.toml"]
     hypercorn += ["--bind", "127.0.0.1:{port}"]
@@ -52,11 +57,11 @@ def stacks(project: Path, uvicorn_project: Path) -> list[Stack]:
     granian = [python, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
     granian += ["--port", "{port}", "--loop", "uvloop", "--workers", "1", "--log-level", "warning"]
     package = uvicorn_project.name.replace("-", "_")
-    return [
+    chosen = [
         Stack(BASELINE, [python, "-m", "bench.peers.websockets_server", "{port}"], ROOT),
         Stack(STARLETTE, [*uvicorn, "--loop", "asyncio", "bench.peers.starlette_app:app"], ROOT),
-        Stack(HYPERCORN, [*hypercorn, app], project),
-        Stack(UVICORN, [python, "-m", package, "--port", "{port}"], uvicorn_project),
+        Stack(HYPERCORN, [*hypercorn, app], project, rooms=True),
+        Stack(UVICORN, [python, "-m", package, "--port", "{port}"], uvicorn_project, rooms=True),
         Stack(
             "quart + hypercorn, asyncio loop",
             [*hypercorn, "--worker-class", "asyncio", app],
@@ -64,6 +69,28 @@ def stacks(project: Path, uvicorn_project: Path) -> list[Stack]:
         ),
         Stack("quart + granian + uvloop", [*granian, app], project),
     ]
+    if redis_project is not None:
+        redis_app = redis_project.name.replace("-", "_") + ":app"
+        chosen.append(Stack(REDIS, [*hypercorn, redis_app], redis_project, rooms=True))
+    return chosen
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A redis-server on a free port for the redis backend's row, if one is installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield "redis://127.0.0.1:1/0"  # the redis row then reports a stall
+        return
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    process = subprocess.Popen([*command, "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def free_port() -> int:
@@ -83,6 +110,7 @@ def start(stack: Stack, port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         command,
         cwd=stack.cwd,
+        env={**os.environ, **stack.env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=pin_to_server_core,
@@ -116,7 +144,7 @@ async def median_echo(server: load.Server, duration: float) -> dict[str, Any]:
     return sorted(runs, key=lambda run: run["cpu_us"])[1]
 
 
-async def measure(server: load.Server, quick: bool) -> dict[str, Any]:
+async def measure(server: load.Server, quick: bool, rooms: bool) -> dict[str, Any]:
     """Every scenario, each bounded in time; one that stalls is recorded, not fatal."""
     scale = 0.4 if quick else 1.0
     scenarios: dict[str, tuple[Coroutine[Any, Any, dict[str, Any]], float]] = {
@@ -125,6 +153,10 @@ async def measure(server: load.Server, quick: bool) -> dict[str, Any]:
     for subscribers, rate in ((100, 50), (1000, 10), (5000, 2)):
         scenario = load.fan_out(server, subscribers, rate, 5 * scale)
         scenarios[f"fan_out_{subscribers}"] = (scenario, 180)
+    if rooms:
+        room = load.fan_out(server, 1000, 10, 5 * scale, path="/ws/rooms/bench")
+        scenarios["room_fan_out_1000"] = (room, 180)
+        scenarios["resume_100"] = (load.resume(server), 60)
     scenarios["stalled"] = (load.stalled_subscriber(server, int(2000 * scale)), 60)
     results: dict[str, Any] = {}
     for name, (scenario, limit) in scenarios.items():
@@ -174,6 +206,31 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join([HEADER, *(row(name, r, base) for name, r in results.items())])
 
 
+ROOMS_HEADER = (
+    "| server | CPU us/delivery, 1k subs: /ws/broadcast | one room of 1k | room/broadcast "
+    "| room 1k at 10/s: p50/p99 ms, loss | resume 100 missed: ms |\n|---|---|---|---|---|---|"
+)
+
+
+def rooms_table(results: dict[str, dict[str, Any]]) -> str:
+    lines = [ROOMS_HEADER]
+    for name, result in results.items():
+        room, plain = result.get("room_fan_out_1000"), result.get("fan_out_1000", {})
+        if room is None:
+            continue
+        if "error" in room or "error" in plain:
+            lines.append(f"| {name} | stalled | | | | |")
+            continue
+        resume = result.get("resume_100", {})
+        lines.append(
+            f"| {name} | {plain['cpu_us']:.1f} | {room['cpu_us']:.1f} "
+            f"| {room['cpu_us'] / plain['cpu_us']:.2f}x "
+            f"| {room['p50_ms']:.1f}/{room['p99_ms']:.1f}, {room['loss']} "
+            f"| {resume.get('p50_ms', float('nan')):.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def cpu_ratio(results: dict[str, dict[str, Any]], stack: str, scenario: str) -> float:
     try:
         cpu: float = results[stack][scenario]["cpu_us"] / results[BASELINE][scenario]["cpu_us"]
@@ -207,6 +264,16 @@ def targets(results: dict[str, dict[str, Any]], stack: str) -> str:
             mine.get("fan_out_5000", {}).get("idle_kib_each", 1e9) < 40,
         ),
     ]
+    if "room_fan_out_1000" in mine:
+        room = mine["room_fan_out_1000"].get("cpu_us", float("nan"))
+        plain = fan_out.get("cpu_us", float("nan"))
+        checks.append(
+            (
+                f"room fan-out CPU per delivery {room:.1f} us <= /ws/broadcast's {plain:.1f} us"
+                " (+10 % for noise)",
+                room <= plain * 1.1,
+            )
+        )
     stalled = mine.get("stalled", {})
     bound = stalled.get("queue_bound_kib", 0)
     checks.append(
@@ -227,6 +294,9 @@ def main() -> None:
     parser.add_argument(
         "--uvicorn-project", type=Path, required=True, help="a render with server=uvicorn"
     )
+    parser.add_argument(
+        "--redis-project", type=Path, help="a render with broadcast_backend=redis (optional)"
+    )
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
     parser.add_argument("--only", help="run only the stacks whose name contains this")
@@ -238,17 +308,23 @@ def main() -> None:
         os.sched_setaffinity(0, CLIENT_CORE)
 
     results: dict[str, dict[str, Any]] = {}
-    for stack in stacks(args.project.resolve(), args.uvicorn_project.resolve()):
-        if args.only and args.only not in stack.name and stack.name != BASELINE:
-            continue
-        port = free_port()
-        print(f"-- {stack.name}", flush=True)
-        process = start(stack, port)
-        try:
-            results[stack.name] = asyncio.run(measure(load.Server(port, process.pid), args.quick))
-        finally:
-            stop(process)
+    redis_project = args.redis_project.resolve() if args.redis_project else None
+    with redis_server() as redis_url:
+        for stack in stacks(args.project.resolve(), args.uvicorn_project.resolve(), redis_project):
+            if args.only and args.only not in stack.name and stack.name != BASELINE:
+                continue
+            stack.env["QUART_REDIS_URL"] = redis_url
+            port = free_port()
+            print(f"-- {stack.name}", flush=True)
+            process = start(stack, port)
+            try:
+                server = load.Server(port, process.pid)
+                results[stack.name] = asyncio.run(measure(server, args.quick, stack.rooms))
+            finally:
+                stop(process)
     print(table(results))
+    print()
+    print(rooms_table(results))
     for stack in OFFERED:
         if stack in results:
             print(targets(results, stack))

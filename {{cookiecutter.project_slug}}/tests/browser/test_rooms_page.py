@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from ..servers import LiveServer, run_server
 from .pages import open_page, send
@@ -17,10 +17,6 @@ pytestmark = pytest.mark.browser
 def small_history_server() -> Iterator[LiveServer]:
     with run_server(env={"QUART_ROOM_HISTORY": "3"}) as server:
         yield server
-
-
-def received(page: Page) -> list[str]:
-    return page.locator("#log .received").all_inner_texts()
 
 
 def test_a_page_that_comes_back_shows_what_it_missed(
