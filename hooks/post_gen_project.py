@@ -55,6 +55,8 @@ def apply_options(root: Path, answers: dict[str, Any]) -> None:
         remove_broadcast_files(root, package)
     if answers["broadcast_backend"] != "redis":  # the pre-gen hook ties redis to broadcast
         remove_redis_files(root)
+    if not answers["broadcast"] or answers["broadcast_backend"] != "memory":
+        remove(root, "tests/test_one_worker.py")  # the memory backend's single process
 
 
 def next_steps(answers: dict[str, Any]) -> str:

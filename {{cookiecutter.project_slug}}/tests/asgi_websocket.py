@@ -34,9 +34,10 @@ class Closed(Exception):
 class Refused(Exception):
     """The app answered the handshake with an HTTP response instead of accepting."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
         super().__init__(status)
         self.status = status
+        self.headers = headers
         self.body = body
 
 
@@ -65,7 +66,8 @@ class AsgiWebsocket:
             if event["type"] == "websocket.close":
                 self.closed = Closed(event.get("code", 1000), event.get("reason") or "")
             elif event["type"] == "websocket.http.response.start":
-                raise Refused(event["status"], await self.response_body())
+                headers = {name.decode(): value.decode() for name, value in event["headers"]}
+                raise Refused(event["status"], headers, await self.response_body())
 
     async def next_event(self) -> Event:
         async with asyncio.timeout(TIMEOUT):

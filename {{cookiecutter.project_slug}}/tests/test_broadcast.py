@@ -9,7 +9,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from {{ cookiecutter.package_name }}.broadcast import broadcast
-from {{ cookiecutter.package_name }}.broadcast.hub import Hub
+from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
 
 from .asgi_websocket import Closed, asgi_connect
 from .helpers import AppFactory, wait_for
@@ -162,3 +162,48 @@ async def test_hub_survives_subscribers_coming_and_going_during_delivery() -> No
 async def test_queue_size_must_be_positive(make_app: AppFactory) -> None:
     with pytest.raises(ValueError, match="QUART_BROADCAST_QUEUE_SIZE"):
         await make_app(BROADCAST_QUEUE_SIZE=-1)
+
+
+@pytest.mark.parametrize("path", ["/ws/broadcast", "/ws/rooms/flood"])
+async def test_a_flooding_client_is_closed_with_1008_and_others_served(
+    make_app: AppFactory, path: str
+) -> None:
+    app = await make_app(MESSAGES_PER_SECOND=5, MESSAGE_BURST=10)
+    hub: Hub = app.extensions["broker"].hub
+    topic = path.removeprefix("/ws/rooms/") if "rooms" in path else EVERYONE
+    async with asgi_connect(app, path) as flooder, asgi_connect(app, path) as calm:
+        await wait_for(lambda: hub.subscriber_count(topic) == 2)
+        for number in range(30):  # far past the burst, at once
+            await flooder.send(f"flood {number}")
+        with pytest.raises(Closed) as closed:
+            while True:
+                await flooder.receive()
+        assert closed.value.code == 1008
+        assert "too many messages" in closed.value.reason
+        received = 0
+        while received < 10:  # the burst went through, to everyone
+            message = await calm.receive()
+            received += "flood" in str(message)
+        await calm.send("calm")
+        while "calm" not in str(await calm.receive()):
+            pass
+
+
+async def test_deliveries_are_counted(make_app: AppFactory) -> None:
+    app = await make_app(METRICS_TOKEN="m")
+    headers = {"Authorization": "Bearer m"}
+
+    async def deliveries() -> float:
+        response = await app.test_client().get("/metrics", headers=headers)
+        lines = (await response.get_data(as_text=True)).splitlines()
+        return next(float(line.split()[-1]) for line in lines if line.startswith("broadcast_d"))
+
+    before = await deliveries()
+    async with (
+        asgi_connect(app, "/ws/broadcast") as one,
+        asgi_connect(app, "/ws/broadcast") as two,
+    ):
+        await wait_for(lambda: subscriber_count(app) == 2)
+        await one.send("counted")
+        assert await one.receive() == await two.receive() == "counted"
+    assert await deliveries() == before + 2

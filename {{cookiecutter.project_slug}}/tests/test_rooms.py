@@ -202,3 +202,9 @@ async def test_a_message_over_the_limit_closes_only_that_room_client(
         assert closed.value.code == 1009
         await ok.send("fine")
         assert (await receive_frame(ok))["data"] == "fine"
+
+
+async def test_room_sockets_get_a_heartbeat(make_app: AppFactory) -> None:
+    app = await make_app(PING_INTERVAL=1)
+    async with asgi_connect(app, "/ws/rooms/quiet") as ws:
+        assert await receive_frame(ws) == {"type": "heartbeat"}  # within the 5 s timeout

@@ -61,6 +61,9 @@ def send_invalid_utf8_frame(url: str) -> bytes:
 async def test_invalid_frame_ends_only_that_connection(live_server: LiveServer) -> None:
     async with connect(f"{live_server.ws_url}/ws") as other:
         answer = await asyncio.to_thread(send_invalid_utf8_frame, f"{live_server.ws_url}/ws")
+        # Hypercorn pings (an empty ping frame) as soon as it accepts.
+        while answer.startswith(b"\x89\x00"):
+            answer = answer[2:]
         # RFC 6455 wants a 1007 close frame (uvicorn sends one); Hypercorn 0.18
         # drops the TCP connection instead. Either way it ends, and only it.
         assert answer == b"" or answer.startswith(b"\x88")  # nothing, or a close frame

@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
         ws="websockets-sansio",
         # Larger messages close the connection with 1009.
         ws_max_size=app.config["MAX_MESSAGE_SIZE"],
+        # Keepalive: a peer that does not answer a ping in time is closed (1011).
+        ws_ping_interval=app.config["PING_INTERVAL"],
+        ws_ping_timeout=app.config["PING_TIMEOUT"],
         # On SIGTERM uvicorn closes websockets with 1012 (service restart) at
         # once, then gives requests this long to finish.
         timeout_graceful_shutdown=args.graceful_timeout,

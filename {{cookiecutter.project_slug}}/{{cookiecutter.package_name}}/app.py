@@ -13,6 +13,9 @@ from .broadcast import init_broadcast
 {% endif -%}
 from .config import load_config
 from .gc_tuning import tune_gc
+from .limits import ConnectionCap
+from .metrics import blueprint as metrics_blueprint
+from .metrics import count_closed, count_open
 from .origin import check_origin
 from .quart_internals import use_quart_internals
 from .routes import blueprint
@@ -28,10 +31,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app.extensions["health_checks"] = {}
     app.before_serving(tune_gc)
     app.before_websocket(check_origin)
+    app.before_websocket(count_open)
+    app.teardown_websocket(count_closed)
     app.register_blueprint(blueprint)
+    app.register_blueprint(metrics_blueprint)
 {%- if cookiecutter.broadcast %}
     init_broadcast(app)
     app.register_blueprint(broadcast_blueprint)
 {%- endif %}
     app.asgi_app = CloseOnShutdown(app.asgi_app)  # type: ignore[method-assign]
+    # Outermost: a refused handshake costs no state at all.
+    app.asgi_app = ConnectionCap(app.asgi_app, app.config["MAX_CONNECTIONS"])  # type: ignore[method-assign]
     return app

@@ -13,11 +13,25 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_ORIGINS": "",
     # Keep in step with websocket_max_message_size in hypercorn.toml.
     "MAX_MESSAGE_SIZE": 1024 * 1024,
+    # Open websockets per process; past it a handshake gets 503 + Retry-After.
+    # Each costs a file descriptor and some 40 KiB: raise `ulimit -n` with it.
+    "MAX_CONNECTIONS": 1000,
+    # Keepalive, in seconds: the server pings every PING_INTERVAL and drops a
+    # peer silent for PING_INTERVAL + PING_TIMEOUT (hypercorn.toml: keep its
+    # websocket_ping_interval and read_timeout in step).
+    "PING_INTERVAL": 20,
+    "PING_TIMEOUT": 20,
+    # Bearer token that turns GET /metrics on; None: /metrics answers 404.
+    "METRICS_TOKEN": None,
 {%- if cookiecutter.broadcast %}
     # Bearer token for POST /api/broadcast; None refuses every request.
     "BROADCAST_TOKEN": None,
     # Messages queued per client before a slow client is cut off.
     "BROADCAST_QUEUE_SIZE": 100,
+    # Messages a client may send per second on /ws/broadcast and room
+    # sockets, with bursts up to MESSAGE_BURST; past it: close 1008.
+    "MESSAGES_PER_SECOND": 20,
+    "MESSAGE_BURST": 40,
     # Each room keeps its last messages for clients that resume: at most this
     # many, this many seconds, and this many bytes of frames.
     "ROOM_HISTORY": 100,
@@ -38,6 +52,8 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None = None) -> None:
     app.config.update(overrides or {})
     size = positive_int(app.config, "MAX_MESSAGE_SIZE")
     app.config["MAX_CONTENT_LENGTH"] = size  # POST bodies get the same limit
+    for key in ("MAX_CONNECTIONS", "PING_INTERVAL", "PING_TIMEOUT"):
+        positive_int(app.config, key)
     app.config["ALLOWED_ORIGINS"] = origin_set(app.config["ALLOWED_ORIGINS"])
 
 

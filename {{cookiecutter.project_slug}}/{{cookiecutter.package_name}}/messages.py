@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 
 from quart import current_app, websocket
 
+from .metrics import CLOSED, MESSAGES_RECEIVED, route_label
+
 Message = str | bytes
 
 MESSAGE_TOO_BIG = 1009
@@ -26,9 +28,12 @@ async def incoming_messages() -> AsyncIterator[Message]:
     covers other servers and the test client.
     """
     limit = current_app.config["MAX_MESSAGE_SIZE"]
+    received = MESSAGES_RECEIVED.labels(route_label())
     while True:
         message = await websocket.receive()
+        received.inc()
         if too_big(message, limit):
+            CLOSED.labels("too_big").inc()
             await websocket.close(MESSAGE_TOO_BIG, "message too big")
             return
         yield message

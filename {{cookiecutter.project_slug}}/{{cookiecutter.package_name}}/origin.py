@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from quart import current_app, websocket
 from quart.typing import ResponseReturnValue
 
+from .metrics import HANDSHAKES_REFUSED
+
 
 def origin_allowed(origin: str | None, host: str, allowed: frozenset[str]) -> bool:
     """True for no Origin (not a browser), this host, or an allowed origin."""
@@ -21,4 +23,5 @@ async def check_origin() -> ResponseReturnValue | None:
     origin = websocket.headers.get("Origin")
     if origin_allowed(origin, websocket.host, current_app.config["ALLOWED_ORIGINS"]):
         return None
+    HANDSHAKES_REFUSED.labels("origin").inc()
     return {"error": f"origin {origin!r} is not allowed"}, 403

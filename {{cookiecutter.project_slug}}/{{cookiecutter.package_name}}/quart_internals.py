@@ -27,9 +27,12 @@ from hypercorn.typing import (
     ASGISendCallable,
     WebsocketScope,
 )
+from prometheus_client import Counter
 from quart import Quart
 from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers import Websocket
+
+from .metrics import MESSAGES_SENT
 
 # Messages received but not yet read by the handler. Once this many wait,
 # Quart stops reading, the server stops reading the socket, and TCP flow
@@ -111,13 +114,15 @@ class DirectSendWebsocket(Websocket):
     if sys.version_info >= (3, 13):
         buffer_class = BoundedBuffer  # type: ignore[assignment]
 
-    _accept_sent = False
+    _sent: Counter | None = None  # this route's count of messages sent, once accepted
 
     async def send(self, data: str | bytes) -> None:
-        if not self._accept_sent:
+        if self._sent is None:
             await self.accept()  # idempotent: a no-op if the handler accepted
-            self._accept_sent = True
+            rule = self.url_rule
+            self._sent = MESSAGES_SENT.labels(rule.rule if rule is not None else "unrouted")
         await self._send(data)
+        self._sent.inc()
 
 
 def use_quart_internals(app: Quart) -> None:

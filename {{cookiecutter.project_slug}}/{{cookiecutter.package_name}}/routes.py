@@ -25,6 +25,7 @@ async def index() -> str:
         channels=channels,
         channel=channel,
         room=room,
+        heartbeat_seconds=current_app.config["PING_INTERVAL"],
     )
 
 

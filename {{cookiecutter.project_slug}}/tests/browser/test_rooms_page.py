@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -58,3 +60,17 @@ def test_the_room_form_joins_the_typed_room(browser: Browser, server: LiveServer
     expect(page.locator("#status")).to_have_text("connected")
     send(page, "in the kitchen")
     expect(page.locator("#log .received")).to_have_text(["in the kitchen"])
+
+
+def test_a_page_whose_server_falls_silent_reconnects(browser: Browser) -> None:
+    with run_server(env={"QUART_PING_INTERVAL": "1"}) as server:
+        page = open_page(browser, f"{server.http_url}/?channel=rooms&room=quiet").page
+        status = page.locator("#status")
+        expect(status).to_have_text("connected")
+        os.killpg(server.process.pid, signal.SIGSTOP)  # alive, connected, and mute
+        try:
+            # Without the heartbeat the socket would stay open, and "connected".
+            expect(status).not_to_have_text("connected", timeout=8_000)
+        finally:
+            os.killpg(server.process.pid, signal.SIGCONT)
+        expect(status).to_have_text("connected", timeout=15_000)

@@ -10,12 +10,13 @@ from quart import Quart, current_app
 
 from ..config import positive_int
 from ..messages import Message
-from .broker import Broker
+from .broker import BROKER_UP, PUBLISH_FAILURES, BroadcastUnavailable, Broker
 {%- if cookiecutter.broadcast_backend == "redis" %}
 from .broker_redis import RedisBroker as BackendBroker
 {%- else %}
 from .broker_memory import MemoryBroker as BackendBroker
 {%- endif %}
+from .heartbeat import Heartbeat
 from .hub import EVERYONE, Hub, subscription
 from .rooms import check_room_name
 
@@ -24,9 +25,16 @@ Handler = Callable[..., Awaitable[None]]
 
 def init_broadcast(app: Quart) -> None:
     """Create this process's hub and broker, and expose the broadcast channel."""
-    broker = BackendBroker(app, Hub(positive_int(app.config, "BROADCAST_QUEUE_SIZE")))
+    for key in ("MESSAGES_PER_SECOND", "MESSAGE_BURST"):
+        positive_int(app.config, key)
+    hub = Hub(positive_int(app.config, "BROADCAST_QUEUE_SIZE"))
+    broker = BackendBroker(app, hub)
+    heartbeat = Heartbeat(hub, app.config["PING_INTERVAL"])
+    app.before_serving(heartbeat.start)
+    app.after_serving(heartbeat.stop)
     app.extensions["broker"] = broker
     app.extensions["health_checks"][broker.name] = broker.health
+    BROKER_UP.set_function(lambda: float(broker.health() == "up"))
     app.extensions["channels"]["broadcast"] = "/ws/broadcast"
     app.extensions["channels"]["rooms"] = "/ws/rooms/"  # the page adds ?room=<name>
 
@@ -46,15 +54,24 @@ async def broadcast(message: Message, room: str | None = None) -> str | None:
     ``ValueError`` for a bad room name or bytes sent to a room.
     """
     broker = current_broker()
-    if room is None:
-        await broker.publish(message)
-        return None
+    try:
+        if room is None:
+            await broker.publish(message)
+            return None
+        return await broker.publish_to_room(room, room_text(room, message))
+    except BroadcastUnavailable:
+        PUBLISH_FAILURES.inc()
+        raise
+
+
+def room_text(room: str, message: Message) -> str:
+    """``message`` if it may go to ``room``; ``ValueError`` if not."""
     problem = check_room_name(room)
     if problem is not None:
         raise ValueError(problem)
     if not isinstance(message, str):
         raise ValueError("room messages are text")
-    return await broker.publish_to_room(room, message)
+    return message
 
 
 def collect_websocket(handler: Handler) -> Handler:

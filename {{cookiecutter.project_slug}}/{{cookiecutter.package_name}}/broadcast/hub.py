@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+from prometheus_client import Counter
 from quart import websocket
+
+from ..metrics import CLOSED
+
+DELIVERIES = Counter("broadcast_deliveries", "Messages queued for a subscriber, one per client.")
 
 EVERYONE = ""  # the topic of /ws/broadcast; no room has an empty name
 TRY_AGAIN_LATER = 1013
@@ -60,12 +65,14 @@ class Hub:
     def deliver(self, message: Any, topic: str = EVERYONE) -> None:
         """Queue ``message`` for the topic's subscribers; cut off those whose queue is full."""
         full = []
+        subscribers = self.topics.get(topic, ())
         # No await in this loop, so no subscriber can come or go while it runs.
-        for subscriber in self.topics.get(topic, ()):
+        for subscriber in subscribers:
             try:
                 subscriber.queue.put_nowait(message)
             except asyncio.QueueFull:
                 full.append(subscriber)
+        DELIVERIES.inc(len(subscribers) - len(full))
         for subscriber in full:
             self.cut_off(subscriber)
 
@@ -99,4 +106,5 @@ async def subscription(hub: Hub, topic: str = EVERYONE) -> AsyncIterator[Subscri
             if subscriber.task is not None:
                 subscriber.task.uncancel()
     if subscriber.overflowed:
+        CLOSED.labels("slow").inc()
         await websocket.close(TRY_AGAIN_LATER, "too slow: fell behind the broadcast")

@@ -9,9 +9,12 @@ from typing import Any
 from quart import Blueprint, current_app, request, websocket
 from quart.typing import ResponseReturnValue
 
-from ..messages import Message, incoming_messages
+from ..messages import Message
+from ..metrics import HANDSHAKES_REFUSED
 from .api import broadcast, collect_websocket, current_broker
 from .broker import BroadcastUnavailable
+from .flood import rate_limited_messages
+from .heartbeat import HEARTBEAT
 from .hub import TRY_AGAIN_LATER, subscription
 from .rooms import (
     BadResume,
@@ -34,7 +37,7 @@ async def broadcast_socket(queue: asyncio.Queue[Message]) -> None:
     """Broadcast what this client sends; send it everything broadcast."""
     sender = asyncio.create_task(send_all(queue))
     try:
-        async for message in incoming_messages():
+        async for message in rate_limited_messages():
             try:
                 await broadcast(message)
             except BroadcastUnavailable:
@@ -56,6 +59,7 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
     """Join ``room``: replay what was missed since ``?since=<id>``, then live messages."""
     problem = check_room_name(room)
     if problem is not None:
+        HANDSHAKES_REFUSED.labels("bad_room").inc()
         return {"error": problem}, 400  # before accept: the handshake fails
     since = websocket.args.get("since")
     broker = current_broker()
@@ -66,6 +70,7 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
             try:
                 replay, missed = replay_after(await broker.room_history(room), since)
             except BadResume as error:
+                HANDSHAKES_REFUSED.labels("bad_since").inc()
                 return {"error": str(error)}, 400
             except BroadcastUnavailable as error:
                 return {"error": str(error)}, 503
@@ -84,18 +89,17 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
 
 
 async def send_live(queue: asyncio.Queue[RoomMessage], seen: MessageKey | None) -> None:
-    """Send live messages, skipping those up to ``seen`` (replayed, or seen before)."""
+    """Send live messages and heartbeats, skipping messages up to ``seen`` (replayed)."""
     send = websocket.send
-    if seen is not None:
-        while (message := await queue.get()).key <= seen:
-            pass
-        await send(message.frame)
+    floor = seen or (-1, -1)
     while True:
-        await send((await queue.get()).frame)
+        message = await queue.get()
+        if message.key > floor or message is HEARTBEAT:
+            await send(message.frame)
 
 
 async def publish_what_arrives(room: str) -> None:
-    async for message in incoming_messages():
+    async for message in rate_limited_messages():
         if not isinstance(message, str):
             await websocket.close(UNSUPPORTED_DATA, "rooms carry text frames only")
             return

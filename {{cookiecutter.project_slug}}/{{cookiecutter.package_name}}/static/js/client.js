@@ -8,7 +8,11 @@
 // The URL follows the page: wss: under https:, and the page's own host.
 // After a drop it retries with exponential backoff and jitter, so that a
 // restarted server is not hit by every client at the same instant.
-// `path` may be a function, asked again before each attempt.
+// `path` may be a function, asked again before each attempt. With
+// `silenceMs`, a connection that receives nothing for that long is closed
+// and opened again: the server went away without a word (a sleeping laptop,
+// a dropped network, a proxy). Room sockets get a heartbeat frame to keep
+// them talking.
 //
 //   const room = joinRoom("lobby", { onmessage, onmissed, onstatus });
 //
@@ -30,10 +34,11 @@ export function retryDelay(attempt) {
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-export function connect(path, { onmessage = () => {}, onstatus = () => {} } = {}) {
+export function connect(path, { onmessage = () => {}, onstatus = () => {}, silenceMs } = {}) {
   let ws = null;
   let attempt = 0;
   let timer = null;
+  let silence = null;
   let stopped = false;
   const client = { status: "connecting" };
 
@@ -46,17 +51,34 @@ export function connect(path, { onmessage = () => {}, onstatus = () => {} } = {}
     setStatus("connecting");
     ws = new WebSocket(socketUrl(typeof path === "function" ? path() : path));
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => {
-      attempt = 0;
-      setStatus("connected");
-    };
-    ws.onmessage = (event) => onmessage(event.data);
-    ws.onclose = (event) => {
+    const current = ws;
+    const dropped = (why) => {
+      clearTimeout(silence);
       if (stopped) return;
       const delay = retryDelay(attempt++);
-      setStatus("disconnected", `code ${event.code}, retrying in ${(delay / 1000).toFixed(1)} s`);
+      setStatus("disconnected", `${why}, retrying in ${(delay / 1000).toFixed(1)} s`);
       timer = setTimeout(open, delay);
     };
+    const listen = () => {
+      clearTimeout(silence);
+      if (!silenceMs) return;
+      silence = setTimeout(() => {
+        // A dead peer never answers a close: give up on it without waiting.
+        current.onclose = null;
+        current.close();
+        dropped("silent for too long");
+      }, silenceMs);
+    };
+    ws.onopen = () => {
+      attempt = 0;
+      listen();
+      setStatus("connected");
+    };
+    ws.onmessage = (event) => {
+      listen();
+      onmessage(event.data);
+    };
+    ws.onclose = (event) => dropped(`code ${event.code}`);
   }
 
   client.send = (data) => {
@@ -75,7 +97,10 @@ export function connect(path, { onmessage = () => {}, onstatus = () => {} } = {}
   return client;
 }
 
-export function joinRoom(room, { onmessage = () => {}, onmissed = () => {}, onstatus } = {}) {
+export function joinRoom(
+  room,
+  { onmessage = () => {}, onmissed = () => {}, onstatus, heartbeatMs = 20000 } = {},
+) {
   const key = `room-last-id:${room}`;
   const base = `/ws/rooms/${encodeURIComponent(room)}`;
   const path = () => {
@@ -84,6 +109,7 @@ export function joinRoom(room, { onmessage = () => {}, onmissed = () => {}, onst
   };
   return connect(path, {
     onstatus,
+    silenceMs: 2.5 * heartbeatMs, // a heartbeat or two may be late; three is a dead line
     onmessage: (data) => {
       const frame = JSON.parse(data);
       if (frame.type === "missed") {

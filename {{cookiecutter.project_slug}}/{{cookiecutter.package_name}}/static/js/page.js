@@ -40,6 +40,7 @@ function openSocket(room) {
     return null;
   }
   return joinRoom(room, {
+    heartbeatMs: 1000 * Number(document.body.dataset.heartbeatSeconds),
     onmessage: (data) => addEntry("received", data),
     onmissed: () => addEntry("notice", "Some messages were missed while you were away."),
     onstatus: showStatus,

@@ -1,0 +1,153 @@
+"""Operating it: metrics behind a token, a cap on open websockets, keepalive."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import tomllib
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+
+import pytest
+from quart import Quart
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from {{ cookiecutter.package_name }}.config import DEFAULTS
+
+from .asgi_websocket import Refused, asgi_connect
+from .helpers import AppFactory
+from .servers import PROJECT_ROOT, SERVERS, LiveServer, raw_websocket, run_server
+
+TOKEN = "metrics-token"
+
+
+async def scrape(app: Quart, token: str | None = TOKEN) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await app.test_client().get("/metrics", headers=headers)
+    return response.status_code, await response.get_data(as_text=True)
+
+
+def sample(text: str, name: str) -> float:
+    """The value of one sample line, ``name`` with its labels, in Prometheus text."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_are_off_without_a_token(app: Quart) -> None:
+    assert (await scrape(app))[0] == 404
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+async def test_metrics_need_the_bearer_token(make_app: AppFactory, token: str | None) -> None:
+    app = await make_app(METRICS_TOKEN=TOKEN)
+    assert (await scrape(app, token))[0] == 401
+
+
+async def test_metrics_count_messages_and_open_websockets(make_app: AppFactory) -> None:
+    app = await make_app(METRICS_TOKEN=TOKEN)
+    received = 'websocket_messages_received_total{route="/ws"}'
+    sent = 'websocket_messages_sent_total{route="/ws"}'
+    is_open = 'websockets_open{route="/ws"}'
+    status, before = await scrape(app)
+    assert status == 200
+    async with asgi_connect(app, "/ws") as ws:
+        for _ in range(3):
+            await ws.send("counted")
+            await ws.receive()
+        during = (await scrape(app))[1]
+    await asyncio.sleep(0.05)  # the handler's teardown runs after the disconnect
+    after = (await scrape(app))[1]
+    assert sample(during, received) - sample(before, received) == 3
+    assert sample(during, sent) - sample(before, sent) == 3
+    assert sample(during, is_open) == sample(before, is_open) + 1
+    assert sample(after, is_open) == sample(before, is_open)
+    assert "process_open_fds" in after  # the process collector, on Linux
+    assert sample(after, "asyncio_tasks") > 0
+
+
+async def test_the_cap_refuses_a_handshake_with_503_and_retry_after(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(MAX_CONNECTIONS=2, METRICS_TOKEN=TOKEN)
+    refused = 'websocket_handshakes_refused_total{reason="cap"}'
+    before = sample((await scrape(app))[1], refused)
+    async with AsyncExitStack() as stack:
+        for _ in range(2):
+            ws = await stack.enter_async_context(asgi_connect(app, "/ws"))
+            await ws.send("in")
+            assert await ws.receive() == "in"
+        async with asgi_connect(app, "/ws") as third:
+            with pytest.raises(Refused) as refusal:
+                await third.receive()
+        assert refusal.value.status == 503
+        assert int(refusal.value.headers["retry-after"]) > 0
+    async with asgi_connect(app, "/ws") as ws:  # room again once the others left
+        await ws.send("back")
+        assert await ws.receive() == "back"
+    assert sample((await scrape(app))[1], refused) == before + 1
+
+
+@pytest.mark.parametrize("key", ["MAX_CONNECTIONS", "PING_INTERVAL", "PING_TIMEOUT"])
+async def test_limits_must_be_positive(make_app: AppFactory, key: str) -> None:
+    with pytest.raises(ValueError, match=f"QUART_{key}"):
+        await make_app(**{key: 0})
+
+
+def test_hypercorn_keepalive_matches_the_configured_defaults() -> None:
+    settings = tomllib.loads((PROJECT_ROOT / "hypercorn.toml").read_text())
+    assert settings["websocket_ping_interval"] == DEFAULTS["PING_INTERVAL"]
+    assert settings["read_timeout"] == DEFAULTS["PING_INTERVAL"] + DEFAULTS["PING_TIMEOUT"]
+
+
+@pytest.fixture(params=SERVERS)
+def fast_keepalive_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """A server that pings every second and gives up on a silent peer after two."""
+    env = {"QUART_PING_INTERVAL": "1", "QUART_PING_TIMEOUT": "1", "QUART_MAX_CONNECTIONS": "2"}
+    # Hypercorn takes its keepalive from hypercorn.toml, here overridden;
+    # uvicorn (python -m) from the QUART_PING_* variables.
+    options: tuple[str, ...] = ("--websocket-ping-interval", "1", "--read-timeout", "2")
+    if request.param == "uvicorn":
+        options = ()
+    with run_server(server=request.param, env=env, options=options) as server:
+        yield server
+
+
+def silent_peer_lasts(url: str) -> float:
+    """Open a websocket that never answers a ping; return how long the server keeps it."""
+    with raw_websocket(url) as (sock, _):
+        started = time.monotonic()
+        sock.settimeout(10)
+        try:
+            while sock.recv(4096):
+                pass  # pings, and maybe a close frame
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return time.monotonic() - started
+
+
+async def test_a_peer_that_never_answers_pings_is_dropped(
+    fast_keepalive_server: LiveServer,
+) -> None:
+    url = f"{fast_keepalive_server.ws_url}/ws"
+    lasted = await asyncio.to_thread(silent_peer_lasts, url)
+    assert lasted < 8  # ping interval + timeout, with room to spare; 10 s is the give-up
+
+
+async def test_a_peer_that_answers_pings_stays(fast_keepalive_server: LiveServer) -> None:
+    async with connect(f"{fast_keepalive_server.ws_url}/ws") as ws:  # answers pings itself
+        await asyncio.sleep(4)
+        await ws.send("still here")
+        assert await ws.recv() == "still here"
+
+
+async def test_the_cap_holds_under_a_real_server(fast_keepalive_server: LiveServer) -> None:
+    url = f"{fast_keepalive_server.ws_url}/ws"
+    async with connect(url), connect(url):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url):
+                pass
+    assert refused.value.response.status_code == 503
+    assert refused.value.response.headers["Retry-After"]

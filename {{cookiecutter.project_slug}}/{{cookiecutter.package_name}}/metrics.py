@@ -1,0 +1,69 @@
+"""Prometheus metrics, and ``GET /metrics`` behind a bearer token.
+
+The metrics are prometheus-client's, in its default registry, which also
+reports the process (open file descriptors, resident memory, CPU). Each server
+process is its own target: under several workers, scrape each (or run one
+worker per container) rather than summing inside the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from quart import Blueprint, abort, current_app, g, request, websocket
+from quart.typing import ResponseReturnValue
+
+OPEN_WEBSOCKETS = Gauge("websockets_open", "Open websockets, by route.", ["route"])
+MESSAGES_RECEIVED = Counter(
+    "websocket_messages_received", "Messages received from clients, by route.", ["route"]
+)
+MESSAGES_SENT = Counter("websocket_messages_sent", "Messages sent to clients, by route.", ["route"])
+CLOSED = Counter(
+    "websockets_closed_by_server",
+    "Websockets the server closed, by reason: slow (1013), flood (1008), too_big (1009).",
+    ["reason"],
+)
+HANDSHAKES_REFUSED = Counter(
+    "websocket_handshakes_refused",
+    "Handshakes refused before accept, by reason: origin, cap, bad_room, bad_since.",
+    ["reason"],
+)
+ASYNCIO_TASKS = Gauge("asyncio_tasks", "Tasks of the serving event loop.")
+ASYNCIO_TASKS.set_function(lambda: len(asyncio.all_tasks()))
+
+blueprint = Blueprint("metrics", __name__)
+
+
+def route_label() -> str:
+    """The route of the current websocket, as declared (``/ws/rooms/<room>``)."""
+    rule = websocket.url_rule
+    return rule.rule if rule is not None else "unrouted"
+
+
+async def count_open() -> None:
+    """A ``before_websocket`` hook: one more open websocket on this route."""
+    g.metrics_route = route_label()
+    OPEN_WEBSOCKETS.labels(g.metrics_route).inc()
+
+
+async def count_closed(error: BaseException | None) -> None:
+    """A ``teardown_websocket`` hook: the websocket has ended, however it ended."""
+    route = g.get("metrics_route")
+    if route is not None:
+        OPEN_WEBSOCKETS.labels(route).dec()
+
+
+@blueprint.get("/metrics")
+async def serve_metrics() -> ResponseReturnValue:
+    """The metrics in Prometheus text format; 404 unless QUART_METRICS_TOKEN is set."""
+    expected = current_app.config["METRICS_TOKEN"]
+    if not expected:
+        abort(404)  # off: nothing here to find
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), str(expected).encode()
+    ):
+        return {"error": "missing or wrong bearer token"}, 401, {"WWW-Authenticate": "Bearer"}
+    return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
