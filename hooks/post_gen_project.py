@@ -28,6 +28,8 @@ def remove_broadcast_files(root: Path, package: str) -> None:
         "tests/test_broadcast.py",
         "tests/test_rooms.py",
         "tests/test_rooms_redis.py",
+        "tests/test_soak.py",
+        "tests/soak.py",
         "tests/test_slow_client.py",
         "tests/browser/test_broadcast_page.py",
         "tests/browser/test_rooms_page.py",

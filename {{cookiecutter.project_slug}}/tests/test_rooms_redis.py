@@ -22,6 +22,7 @@ ROOM = "lobby"
 @pytest.fixture
 def two_servers(redis_server: RedisServer) -> Iterator[tuple[LiveServer, LiveServer]]:
     env = {"QUART_REDIS_URL": redis_server.url, "QUART_BROADCAST_TOKEN": TOKEN}
+    env["QUART_MESSAGES_PER_SECOND"] = "1000"  # the chatter sends 200 a second
     with run_server(env=env) as first, run_server(env=env) as second:
         yield first, second
 

@@ -28,6 +28,7 @@ class ConnectionCap:
         self.app = app
         self.limit = limit
         self.open = 0
+        metrics.CONNECTIONS.set_function(lambda: self.open)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable

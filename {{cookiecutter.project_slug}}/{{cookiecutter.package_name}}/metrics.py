@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_late
 from quart import Blueprint, abort, current_app, g, request, websocket
 from quart.typing import ResponseReturnValue
 
+CONNECTIONS = Gauge("websocket_connections", "Websocket connections, handshakes included.")
 OPEN_WEBSOCKETS = Gauge("websockets_open", "Open websockets, by route.", ["route"])
 MESSAGES_RECEIVED = Counter(
     "websocket_messages_received", "Messages received from clients, by route.", ["route"]

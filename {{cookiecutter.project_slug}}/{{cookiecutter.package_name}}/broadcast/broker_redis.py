@@ -163,11 +163,13 @@ class RedisBroker:
 
     async def room_history(self, room: str) -> RoomHistory:
         stream, meta = self.room_keys(room)
+        redis = self.connected()
         try:
-            async with self.connected().pipeline(transaction=True) as pipe:
-                pipe.xrange(stream)
-                pipe.hget(meta, "dropped")
-                entries, dropped = await pipe.execute()
+            # The dropped marker first: a trim in between can only make it look
+            # older than it is, and a resume then errs towards a "missed" notice.
+            # Two commands, not a transaction: each is retried on a stale connection.
+            dropped = await redis.hget(meta, "dropped")
+            entries = await redis.xrange(stream)
         except (RedisError, OSError) as error:
             raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
         oldest = (int(time.time() * 1000) - self.history_limits[2], 0)

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from quart import websocket
 
 from ..metrics import CLOSED
 
 DELIVERIES = Counter("broadcast_deliveries", "Messages queued for a subscriber, one per client.")
+SUBSCRIBERS = Gauge("broadcast_subscribers", "Websockets subscribed to the broadcast or a room.")
 
 EVERYONE = ""  # the topic of /ws/broadcast; no room has an empty name
 TRY_AGAIN_LATER = 1013
@@ -41,6 +42,7 @@ class Hub:
     def __init__(self, queue_size: int) -> None:
         self.queue_size = queue_size
         self.topics: dict[str, set[Subscriber]] = {}
+        SUBSCRIBERS.set_function(lambda: sum(map(len, self.topics.values())))
 
     def subscriber_count(self, topic: str = EVERYONE) -> int:
         return len(self.topics.get(topic, ()))
