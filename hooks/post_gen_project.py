@@ -47,8 +47,14 @@ def remove_redis_files(root: Path) -> None:
     remove(root, "tests/test_redis.py", "tests/test_rooms_redis.py", "tests/redis_server.py")
 
 
+def remove_ci_files(root: Path) -> None:
+    shutil.rmtree(root / ".github")
+
+
 def apply_options(root: Path, answers: dict[str, Any]) -> None:
     package = answers["package_name"]
+    if answers["ci"] != "github":
+        remove_ci_files(root)
     if answers["server"] != "uvicorn":
         remove(root, f"{package}/__main__.py", "tests/test_main.py")  # serve with uvicorn
     if answers["broadcast"]:
@@ -57,6 +63,7 @@ def apply_options(root: Path, answers: dict[str, Any]) -> None:
         remove_broadcast_files(root, package)
     if answers["broadcast_backend"] != "redis":  # the pre-gen hook ties redis to broadcast
         remove_redis_files(root)
+        remove(root, "nginx.conf")  # the proxy in front of several replicas
     if not answers["broadcast"] or answers["broadcast_backend"] != "memory":
         remove(root, "tests/test_one_worker.py")  # the memory backend's single process
 

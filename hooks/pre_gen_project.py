@@ -20,6 +20,7 @@ SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 BACKENDS = ("memory", "redis")
 SERVERS = ("hypercorn", "uvicorn")
+CI = ("github", "none")
 MIN_COOKIECUTTER = (2, 7)
 # Modules the generated app imports: a package of the same name would shadow them.
 TAKEN = {
@@ -80,6 +81,12 @@ def check_server(value: Any) -> str | None:
     return None
 
 
+def check_ci(value: Any) -> str | None:
+    if value not in CI:
+        return f"ci: {value!r} is not one of {', '.join(CI)}"
+    return None
+
+
 def check_cookiecutter(version: str) -> str | None:
     """Older cookiecutters pass ``broadcast=false`` on the command line as a string."""
     numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
@@ -105,6 +112,7 @@ def first_error(answers: dict[str, Any]) -> str | None:
         check_package_name(answers.get("package_name")),
         check_broadcast(answers.get("broadcast"), answers.get("broadcast_backend")),
         check_server(answers.get("server")),
+        check_ci(answers.get("ci")),
     )
     return next((error for error in checks if error), None)
 

@@ -19,6 +19,7 @@ GOOD = {
     "broadcast": True,
     "broadcast_backend": "memory",
     "server": "hypercorn",
+    "ci": "github",
 }
 
 
@@ -129,3 +130,23 @@ def test_next_steps_name_the_project() -> None:
     assert "quart_ws_app:app" in text
     assert "redis" not in text
     assert "redis-server" in post_gen.next_steps({**GOOD, "broadcast_backend": "redis"})
+
+
+def test_post_gen_keeps_ci_files_only_for_github(tmp_path: Path) -> None:
+    github = copy_template(tmp_path / "github")
+    post_gen.apply_options(github, GOOD)
+    assert (github / ".github" / "workflows" / "ci.yml").is_file()
+    assert (github / ".github" / "dependabot.yml").is_file()
+    none = copy_template(tmp_path / "none")
+    post_gen.apply_options(none, {**GOOD, "ci": "none"})
+    assert not (none / ".github").exists()
+    assert (none / ".pre-commit-config.yaml").is_file()  # not tied to a forge
+
+
+def test_post_gen_keeps_the_proxy_only_for_redis(tmp_path: Path) -> None:
+    memory = copy_template(tmp_path / "memory")
+    post_gen.apply_options(memory, GOOD)
+    assert not (memory / "nginx.conf").exists()
+    redis = copy_template(tmp_path / "redis")
+    post_gen.apply_options(redis, {**GOOD, "broadcast_backend": "redis"})
+    assert (redis / "nginx.conf").is_file()

@@ -13,7 +13,8 @@ import pytest
 from .conftest import Render, cookiecutter
 from .matrix import COMBINATIONS
 
-TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".js", ".css", ".txt", ""}
+TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".js", ".css", ".txt", ".yml", ".yaml", ".conf"}
+TEXT_SUFFIXES.add("")  # Dockerfile, .dockerignore, .gitignore
 
 
 def text_files(project: Path) -> list[Path]:
@@ -151,7 +152,7 @@ def test_bad_answers_stop_generation(tmp_path: Path, answers: dict[str, Any], fi
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("broadcast_backend", "kafka"), ("server", "gunicorn")]
+    ("field", "value"), [("broadcast_backend", "kafka"), ("server", "gunicorn"), ("ci", "gitlab")]
 )
 def test_unknown_choice_is_refused_by_cookiecutter(tmp_path: Path, field: str, value: str) -> None:
     result = cookiecutter(tmp_path, {field: value})

@@ -32,9 +32,9 @@ METRICS_TOKEN = "soak-metrics"
 COUNTS = ("process_open_fds", "asyncio_tasks", "websocket_connections", "broadcast_subscribers")
 RSS = "process_resident_memory_bytes"
 HANDSHAKE = (
-    "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-).encode()
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 
 
 # Hypercorn's ping task of a closed websocket lives until its next ping, and
@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     print(report(figures))
     if figures["problems"]:
         raise SystemExit(1)
+
 
 if __name__ == "__main__":
     main()

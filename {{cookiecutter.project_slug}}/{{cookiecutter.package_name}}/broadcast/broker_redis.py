@@ -173,7 +173,8 @@ class RedisBroker:
         except (RedisError, OSError) as error:
             raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
         oldest = (int(time.time() * 1000) - self.history_limits[2], 0)
-        history = RoomHistory(dropped_through=message_key(dropped.decode()) if dropped else None)
+        dropped_id = dropped.decode() if isinstance(dropped, bytes) else dropped
+        history = RoomHistory(dropped_through=message_key(dropped_id) if dropped_id else None)
         for entry_id, text in stream_entries(entries):
             message = RoomMessage.create(room, entry_id, text)
             if message.key < oldest:  # expired, not yet trimmed
