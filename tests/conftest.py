@@ -30,6 +30,10 @@ def cookiecutter(output: Path, answers: dict[str, Any]) -> subprocess.CompletedP
 Render = Callable[..., Path]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "container: builds and runs images (nox -s container)")
+
+
 @pytest.fixture
 def render(tmp_path: Path) -> Render:
     """Render with ``answers``; return the project folder."""

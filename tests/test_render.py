@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +162,21 @@ def test_unknown_choice_is_refused_by_cookiecutter(tmp_path: Path, field: str, v
     assert result.returncode == 1
     assert field in result.stderr.splitlines()[-1]
     assert not list(tmp_path.iterdir())
+
+
+def test_the_wheel_holds_every_module_and_static_file(render: Render, tmp_path: Path) -> None:
+    """What ``pip install .`` (and the Dockerfile) installs: all of it, not only the source tree."""
+    project = render(broadcast_backend="redis")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), "."],
+        cwd=project, check=True, timeout=300, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package = project / "quart_ws_app"
+    expected = {
+        path.relative_to(project).as_posix()
+        for path in package.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert expected <= names, sorted(expected - names)

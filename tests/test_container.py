@@ -1,0 +1,192 @@
+"""The generated Dockerfile, built and run for real with podman (``nox -s container``).
+
+Needs podman with runc, and a local base image in ``BASE_IMAGE`` (the nox
+session builds one with debootstrap: no registry is reachable here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from .conftest import Render
+
+pytestmark = pytest.mark.container
+TOKEN = "container-token"
+
+
+def podman(*arguments: str, check: bool = True, timeout: float = 600) -> str:
+    result = subprocess.run(
+        ["podman", *arguments], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"podman {' '.join(arguments)} failed:\n{result.stderr}")
+    return result.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def build(project: Path, tag: str) -> None:
+    base = os.environ.get("BASE_IMAGE")
+    assert base, "set BASE_IMAGE to a local Debian-based image with python3 and venv"
+    podman("build", "--isolation=chroot", "--format", "docker",
+           "--build-arg", f"PYTHON_IMAGE={base}", "-t", tag, str(project))  # fmt: skip
+    size = int(podman("image", "inspect", tag, "--format", "{{.Size}}"))
+    print(f"image {tag}: {size / 2**20:.0f} MiB (base {base})")
+
+
+def wait_healthy(url: str, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{url}/healthz did not answer 200"
+        time.sleep(0.3)
+
+
+def post(url: str, body: str) -> int:
+    request = urllib.request.Request(
+        f"{url}/api/broadcast", data=body.encode(), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        status: int = response.status
+        return status
+
+
+@pytest.fixture(scope="module")
+def default_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    output = tmp_path_factory.mktemp("render")
+    subprocess.run(
+        ["cookiecutter", "--no-input", "-o", str(output), str(Path(__file__).parent.parent)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (project,) = output.iterdir()
+    tag = "localhost/quart-ws-app:container-test"
+    build(project, tag)
+    yield tag
+    podman("rmi", "-f", tag, check=False)
+
+
+@pytest.fixture
+def container(default_image: str) -> Iterator[tuple[str, str]]:
+    """The default image running, its port 8000 on a free port of 127.0.0.1."""
+    port = free_port()
+    name = f"quart-ws-test-{port}"
+    podman("run", "-d", "--runtime", "runc", "--name", name, "-p", f"127.0.0.1:{port}:8000",
+           "-e", f"QUART_BROADCAST_TOKEN={TOKEN}", default_image)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url)
+        yield name, url
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def test_the_container_serves_echo_and_broadcast_as_non_root(
+    container: tuple[str, str],
+) -> None:
+    name, url = container
+    ws_url = url.replace("http", "ws")
+
+    async def check() -> None:
+        async with connect(f"{ws_url}/ws") as echo:
+            await echo.send("through the container")
+            assert await echo.recv() == "through the container"
+        async with connect(f"{ws_url}/ws/broadcast") as listener:
+            await asyncio.sleep(0.2)
+            assert await asyncio.to_thread(post, url, "posted") == 204
+            assert await asyncio.wait_for(listener.recv(), 10) == "posted"
+
+    asyncio.run(check())
+    assert podman("exec", name, "id", "-u") == "10001"  # not root
+    assert podman("healthcheck", "run", name, check=False) in ("", "healthy")
+    config = json.loads(podman("inspect", name))[0]["Config"]
+    assert str(config["StopSignal"]) in ("SIGTERM", "15")
+    assert config["Healthcheck"]["Test"][0] == "CMD"
+
+
+def test_podman_stop_closes_websockets_with_1001(container: tuple[str, str]) -> None:
+    name, url = container
+
+    async def check() -> int | None:
+        async with connect(url.replace("http", "ws") + "/ws") as ws:
+            await ws.send("ping")
+            assert await ws.recv() == "ping"
+            stopping = asyncio.create_task(asyncio.to_thread(podman, "stop", "-t", "10", name))
+            try:
+                await asyncio.wait_for(ws.recv(), 15)
+            except ConnectionClosed as closed:
+                await stopping
+                return closed.rcvd.code if closed.rcvd else None
+        return None
+
+    assert asyncio.run(check()) == 1001
+
+
+@pytest.fixture
+def redis_server() -> Iterator[int]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed for the redis backend's image"
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    yield port
+    process.terminate()
+    process.wait(10)
+
+
+def test_two_replicas_of_the_redis_image_share_broadcasts(
+    render: Render, redis_server: int
+) -> None:
+    """Two containers of the redis backend's image, one Redis: a broadcast crosses."""
+    tag = "localhost/quart-ws-redis:container-test"
+    build(render(broadcast_backend="redis"), tag)
+    ports, names = [free_port(), free_port()], []
+    try:
+        for port in ports:
+            names.append(f"quart-ws-redis-{port}")
+            # The host's network: the replicas reach the Redis on its 127.0.0.1.
+            podman("run", "-d", "--runtime", "runc", "--network", "host", "--name", names[-1],
+                   "-e", f"QUART_REDIS_URL=redis://127.0.0.1:{redis_server}/0",
+                   "-e", f"QUART_BROADCAST_TOKEN={TOKEN}", tag,
+                   "hypercorn", "--config", "hypercorn.toml", "--bind", f"127.0.0.1:{port}",
+                   "quart_ws_app:app")  # fmt: skip
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url in urls:
+            wait_healthy(url)
+
+        async def check() -> None:
+            async with connect(urls[1].replace("http", "ws") + "/ws/broadcast") as listener:
+                await asyncio.sleep(0.3)
+                assert await asyncio.to_thread(post, urls[0], "from replica 1") == 204
+                assert await asyncio.wait_for(listener.recv(), 10) == "from replica 1"
+
+        asyncio.run(check())
+    finally:
+        for name in names:
+            podman("rm", "-f", "-t", "0", name, check=False)
+        podman("rmi", "-f", tag, check=False)
