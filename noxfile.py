@@ -162,7 +162,19 @@ def deploy_lint(session: nox.Session) -> None:
         session.run(*schema, "vendor.dependabot", str(ci / "dependabot.yml"))
 
 
-BASE_IMAGE = "localhost/quart-ws-base:bookworm"
+# Local images built with debootstrap (no registry is reachable here): tag ->
+# (Debian packages, command). The same root file system serves Redis and nginx.
+SERVICES = "redis-server,nginx-light"
+NGINX = '["nginx", "-g", "daemon off;"]'
+LOCAL_IMAGES = {
+    "BASE_IMAGE": ("localhost/quart-ws-base:bookworm", "python3,python3-venv", '["python3"]'),
+    "REDIS_IMAGE": ("localhost/quart-ws-redis:bookworm", SERVICES, '["redis-server"]'),
+    "NGINX_IMAGE": (
+        "localhost/quart-ws-nginx:bookworm",
+        SERVICES,
+        '["nginx", "-g", "daemon off;"]',
+    ),
+}
 CONTAINERS_CONF = """[containers]
 # crun and rlimits fail on these machines; runc without default ulimits works.
 default_ulimits = []
@@ -172,23 +184,25 @@ runtime = "runc"
 """
 
 
-def local_base_image(session: nox.Session, env: dict[str, str]) -> str:
-    """A Debian image with python3, built with debootstrap: no registry is reachable here."""
-    exists = subprocess.run(["podman", "image", "exists", BASE_IMAGE], env={**os.environ, **env})
+def local_image(session: nox.Session, env: dict[str, str], variable: str) -> str:
+    """Build the image of ``LOCAL_IMAGES[variable]`` with debootstrap, unless podman has it."""
+    tag, packages, command = LOCAL_IMAGES[variable]
+    exists = subprocess.run(["podman", "image", "exists", tag], env={**os.environ, **env})
     if exists.returncode == 0:
-        return BASE_IMAGE
-    rootfs = Path(session.create_tmp()) / "base-rootfs"
+        return tag
+    rootfs = Path(session.create_tmp()) / "rootfs"
     shutil.rmtree(rootfs, ignore_errors=True)
-    session.run("debootstrap", "--variant=minbase", "--include=python3,python3-venv",
+    session.run("debootstrap", "--variant=minbase", f"--include={packages}",
                 "bookworm", str(rootfs), "http://deb.debian.org/debian", external=True)  # fmt: skip
     # This machine's CA bundle: pip in the image then trusts what pip here trusts.
-    shutil.copy("/etc/ssl/certs/ca-certificates.crt", rootfs / "etc" / "ssl" / "certs")
     bundle = "/etc/ssl/certs/ca-certificates.crt"
-    changes = f"--change 'CMD [\"python3\"]' --change 'ENV PIP_CERT={bundle}'"
-    session.run("sh", "-c", f"tar -C {rootfs} -c . | podman import {changes} - {BASE_IMAGE}",
+    if (rootfs / "etc" / "ssl" / "certs").is_dir():
+        shutil.copy(bundle, rootfs / "etc" / "ssl" / "certs")
+    changes = f"--change 'CMD {command}' --change 'ENV PIP_CERT={bundle}'"
+    session.run("sh", "-c", f"tar -C {rootfs} -c . | podman import {changes} - {tag}",
                 external=True, env=env)  # fmt: skip
     shutil.rmtree(rootfs, ignore_errors=True)
-    return BASE_IMAGE
+    return tag
 
 
 @nox.session
@@ -199,8 +213,10 @@ def container(session: nox.Session) -> None:
     conf = Path(session.create_tmp()).resolve() / "containers.conf"
     conf.write_text(CONTAINERS_CONF)
     env = {"CONTAINERS_CONF": str(conf)}
-    env["BASE_IMAGE"] = os.environ.get("BASE_IMAGE") or local_base_image(session, env)
-    session.install(COOKIECUTTER, "pytest>=8", "pytest-timeout>=2.3", "websockets>=13")
+    for variable in LOCAL_IMAGES:
+        env[variable] = os.environ.get(variable) or local_image(session, env, variable)
+    session.install(COOKIECUTTER, "pytest>=8", "pytest-timeout>=2.3", "websockets>=13",
+                    "podman-compose>=1.2")  # fmt: skip
     session.run("pytest", "tests/test_container.py", "-m", "container", "-v", "-s",
                 *session.posargs, env=env)  # fmt: skip
 

@@ -1,7 +1,8 @@
 """The generated Dockerfile, built and run for real with podman (``nox -s container``).
 
-Needs podman with runc, and a local base image in ``BASE_IMAGE`` (the nox
-session builds one with debootstrap: no registry is reachable here).
+Needs podman with runc, podman-compose, and local images in ``BASE_IMAGE``
+(python3), ``REDIS_IMAGE`` and ``NGINX_IMAGE``: the nox session builds them
+with debootstrap, since no registry is reachable here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .conftest import Render
 
 pytestmark = pytest.mark.container
 TOKEN = "container-token"
+REPLICAS = ("quart-ws-compose-test_app_1", "quart-ws-compose-test_app_2")
 
 
 def podman(*arguments: str, check: bool = True, timeout: float = 600) -> str:
@@ -190,3 +192,62 @@ def test_two_replicas_of_the_redis_image_share_broadcasts(
         for name in names:
             podman("rm", "-f", "-t", "0", name, check=False)
         podman("rmi", "-f", tag, check=False)
+
+
+@pytest.fixture
+def compose_stack(render: Render) -> Iterator[str]:
+    """compose.yaml of the redis backend up with podman-compose: Redis, two apps, nginx."""
+    for variable in ("REDIS_IMAGE", "NGINX_IMAGE"):
+        assert os.environ.get(variable), f"set {variable} to a local image"
+    project = render(broadcast_backend="redis")
+    (project / ".env").write_text(
+        f"QUART_BROADCAST_TOKEN={TOKEN}\nPYTHON_IMAGE={os.environ['BASE_IMAGE']}\n"
+    )
+    compose = ["podman-compose", "--project-name", "quart-ws-compose-test",
+               "--podman-run-args=--runtime runc"]  # fmt: skip
+
+    def run(*arguments: str) -> None:
+        subprocess.run([*compose, *arguments], cwd=project, check=True, timeout=600,
+                       capture_output=True)  # fmt: skip
+
+    try:
+        run("up", "-d", "--build", "--scale", "app=2")
+        for replica in REPLICAS:  # podman here runs no healthcheck timers: run them
+            deadline = time.monotonic() + 60
+            while podman("healthcheck", "run", replica, check=False) not in ("", "healthy"):
+                assert time.monotonic() < deadline, f"{replica} did not become healthy"
+                time.sleep(0.5)
+        wait_healthy("http://127.0.0.1:8000", within=30)
+        yield "http://127.0.0.1:8000"
+    finally:
+        proxy_log = access_log("quart-ws-compose-test_proxy_1")
+        run("down", "-t", "1")
+        print(f"proxy log, last lines:\n{proxy_log[-2000:]}")
+
+
+def test_compose_spreads_clients_over_replicas_and_broadcasts_reach_all(
+    compose_stack: str,
+) -> None:
+    ws_url = compose_stack.replace("http", "ws") + "/ws/broadcast"
+
+    async def check() -> None:
+        clients = [await connect(ws_url) for _ in range(6)]
+        try:
+            await asyncio.sleep(0.5)
+            assert await asyncio.to_thread(post, compose_stack, "to every replica") == 204
+            for ws in clients:
+                assert await asyncio.wait_for(ws.recv(), 10) == "to every replica"
+        finally:
+            for ws in clients:
+                await ws.close()
+
+    asyncio.run(check())
+    served = {name: access_log(name).count("GET /ws/broadcast") for name in REPLICAS}
+    print(f"websockets per replica: {served}")
+    assert all(count > 0 for count in served.values()), served  # nginx spread them
+
+
+def access_log(name: str) -> str:
+    """A container's output, both streams: Hypercorn logs access to one of them."""
+    result = subprocess.run(["podman", "logs", name], capture_output=True, text=True, check=False)
+    return result.stdout + result.stderr
