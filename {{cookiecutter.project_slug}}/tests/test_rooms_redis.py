@@ -40,8 +40,11 @@ def post_to_room(server: LiveServer, text: str) -> str:
 
 
 async def next_frame(ws: ClientConnection) -> dict[str, Any]:
-    frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
-    return frame
+    """The next message or notice; heartbeats (every QUART_PING_INTERVAL) are skipped."""
+    while True:
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if frame["type"] != "heartbeat":
+            return frame
 
 
 async def frames_until(ws: ClientConnection, last_data: str) -> list[dict[str, Any]]:
