@@ -9,11 +9,12 @@ worker per container) rather than summing inside the app.
 from __future__ import annotations
 
 import asyncio
-import hmac
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
-from quart import Blueprint, abort, current_app, g, request, websocket
+from quart import Blueprint, abort, current_app, g, websocket
 from quart.typing import ResponseReturnValue
+
+from .tokens import refuse_without_token
 
 CONNECTIONS = Gauge("websocket_connections", "Websocket connections, handshakes included.")
 OPEN_WEBSOCKETS = Gauge("websockets_open", "Open websockets, by route.", ["route"])
@@ -62,9 +63,7 @@ async def serve_metrics() -> ResponseReturnValue:
     expected = current_app.config["METRICS_TOKEN"]
     if not expected:
         abort(404)  # off: nothing here to find
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), str(expected).encode()
-    ):
-        return {"error": "missing or wrong bearer token"}, 401, {"WWW-Authenticate": "Bearer"}
+    refusal = refuse_without_token(str(expected))
+    if refusal is not None:
+        return refusal
     return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any
 
 from quart import Blueprint, current_app, request, websocket
@@ -11,6 +10,7 @@ from quart.typing import ResponseReturnValue
 
 from ..messages import Message
 from ..metrics import HANDSHAKES_REFUSED
+from ..tokens import refuse_without_token
 from .api import broadcast, collect_websocket, current_broker
 from .broker import BroadcastUnavailable
 from .flood import rate_limited_messages
@@ -156,9 +156,4 @@ def check_bearer_token() -> ResponseReturnValue | None:
     expected = current_app.config["BROADCAST_TOKEN"]
     if expected is None or expected == "":
         return {"error": "broadcasting over HTTP is off: set QUART_BROADCAST_TOKEN"}, 403
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), str(expected).encode()
-    ):
-        return {"error": "missing or wrong bearer token"}, 401, {"WWW-Authenticate": "Bearer"}
-    return None
+    return refuse_without_token(str(expected))
