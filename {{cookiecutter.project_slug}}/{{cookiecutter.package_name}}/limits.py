@@ -38,6 +38,7 @@ class ConnectionCap:
             return
         if self.open >= self.limit:
             metrics.HANDSHAKES_REFUSED.labels("cap").inc()
+            await receive()  # websocket.connect: some servers answer nothing before it
             await refuse(scope, send)
             return
         self.open += 1
@@ -53,10 +54,12 @@ async def refuse(scope: Scope, send: ASGISendCallable) -> None:
     if "websocket.http.response" not in extensions:  # type: ignore[operator]
         await send({"type": "websocket.close", "code": 1013, "reason": "server full"})
         return
+    body = b'{"error": "too many open websockets on this server: retry later"}'
     headers = [
         (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
         (b"content-type", b"application/json"),
+        # A length, not chunks: websocket clients read the refusal as plain HTTP/1.1.
+        (b"content-length", str(len(body)).encode()),
     ]
-    body = b'{"error": "too many open websockets on this server: retry later"}'
     await send({"type": "websocket.http.response.start", "status": 503, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
