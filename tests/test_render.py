@@ -48,6 +48,12 @@ def test_defaults_render_the_spec_layout(render: Render) -> None:
         "hypercorn.toml",
         ".gitignore",
         ".gitattributes",
+        "Dockerfile",
+        ".dockerignore",
+        "compose.yaml",
+        ".pre-commit-config.yaml",
+        ".github/workflows/ci.yml",
+        ".github/dependabot.yml",
     ):
         assert (project / relative).is_file(), relative
 
