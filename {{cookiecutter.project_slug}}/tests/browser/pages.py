@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect
 
 # Flags for a headless Chromium on a machine with no network beyond localhost.
 CHROMIUM_ARGS = [
@@ -56,6 +56,13 @@ def open_page(browser: Browser, url: str) -> WatchedPage:
     watched.page.on("dialog", on_dialog)
     watched.page.goto(url)
     return watched
+
+
+def open_connected(browser: Browser, url: str) -> Page:
+    """A page of ``url`` whose websocket is connected."""
+    page = open_page(browser, url).page
+    expect(page.locator("#status")).to_have_text("connected")
+    return page
 
 
 def send(page: Page, text: str, *, press_enter: bool = False) -> None:

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from ..servers import LiveServer
-from .pages import open_page, send
+from .pages import open_connected, send
 
 pytestmark = pytest.mark.browser
 
@@ -15,9 +15,7 @@ def test_a_message_sent_in_one_page_appears_in_the_other(
     browser: Browser, server: LiveServer
 ) -> None:
     url = f"{server.http_url}/?channel=broadcast"
-    alice, bob = open_page(browser, url).page, open_page(browser, url).page
-    for page in (alice, bob):
-        expect(page.locator("#status")).to_have_text("connected")
+    alice, bob = open_connected(browser, url), open_connected(browser, url)
     send(alice, "hello from alice")
     expect(bob.locator("#log .received")).to_have_text(["hello from alice"])
     expect(alice.locator("#log .received")).to_have_text(["hello from alice"])

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from ..servers import LiveServer, run_server
-from .pages import open_page, send
+from .pages import open_connected, open_page, send
 
 pytestmark = pytest.mark.browser
 
@@ -25,9 +25,7 @@ def test_a_page_that_comes_back_shows_what_it_missed(
     browser: Browser, small_history_server: LiveServer
 ) -> None:
     url = f"{small_history_server.http_url}/?channel=rooms&room=garden"
-    alice, bob = open_page(browser, url).page, open_page(browser, url).page
-    for page in (alice, bob):
-        expect(page.locator("#status")).to_have_text("connected")
+    alice, bob = open_connected(browser, url), open_connected(browser, url)
     send(alice, "hello bob")
     expect(bob.locator("#log .received")).to_have_text(["hello bob"])
 
