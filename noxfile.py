@@ -257,10 +257,29 @@ def bench(session: nox.Session) -> None:
     # websockets (the load client and the baseline) comes with the uvicorn project.
     projects = [path, uvicorn_path, redis_path]
     session.install(*(f"-e{project}" for project in projects), "starlette", "granian")
+    newest = newest_python_with(session, projects)
     session.run("python", "-m", "bench.run", "--project", str(path),
                 "--uvicorn-project", str(uvicorn_path), "--redis-project", str(redis_path),
+                *(["--newest-python", newest] if newest else []),
                 "--json", str(results), *session.posargs)  # fmt: skip
-    session.log(f"Python {sys.version.split()[0]}; figures in {results}")
+    session.log(f"figures in {results}")
+
+
+def newest_python_with(session: nox.Session, projects: list[Path]) -> str | None:
+    """A venv of the newest supported Python with ``projects`` installed, for its own rows."""
+    interpreter = shutil.which(f"python{PYTHONS[-1]}")
+    if interpreter is None:
+        if os.environ.get("CI"):
+            session.error(f"python{PYTHONS[-1]} not found: the bench needs its rows")
+        session.warn(f"python{PYTHONS[-1]} not found: no rows for it")
+        return None
+    venv = Path(session.create_tmp()).resolve() / f"python{PYTHONS[-1]}"
+    python = str(venv / "bin" / "python")
+    uv = [sys.executable, "-m", "uv"]  # nox[uv] brings uv beside nox
+    session.run(*uv, "venv", "-q", "--allow-existing", "-p", interpreter, str(venv), external=True)
+    editable = [f"-e{project}" for project in projects]
+    session.run(*uv, "pip", "install", "-q", "--python", python, *editable, external=True)
+    return python
 
 
 @nox.session

@@ -9,7 +9,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from {{ cookiecutter.package_name }}.broadcast import broadcast
-from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
+from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub, QueueSubscriber
 
 from .asgi_websocket import Closed, asgi_connect
 from .helpers import AppFactory, wait_for
@@ -125,12 +125,12 @@ async def test_hub_cuts_off_a_full_queue_and_serves_the_rest() -> None:
     hub = Hub(queue_size=3)
 
     async def stalled() -> None:
-        with hub.subscribe():
+        with hub.subscribe(QueueSubscriber(EVERYONE, 3)):
             await asyncio.sleep(3600)  # never reads its queue
 
     slow_task = asyncio.create_task(stalled())
     await asyncio.sleep(0)
-    with hub.subscribe() as reader:
+    with hub.subscribe(QueueSubscriber(EVERYONE, 3)) as reader:
         for number in range(10):
             hub.deliver(number.to_bytes())
             assert reader.queue.get_nowait() == number.to_bytes()
@@ -144,7 +144,7 @@ async def test_hub_survives_subscribers_coming_and_going_during_delivery() -> No
     received: list[int] = []
 
     async def short_lived(ticks: int) -> None:
-        with hub.subscribe():
+        with hub.subscribe(QueueSubscriber(EVERYONE, 1000)):
             for _ in range(ticks):
                 await asyncio.sleep(0)
 

@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+from typing import cast
 
 from hypercorn.typing import (
     ASGIFramework,
@@ -34,13 +35,28 @@ CLOSE_GOING_AWAY: ASGISendEvent = {
 
 
 class OpenSocket:
-    """One accepted websocket, as the middleware sees it."""
+    """One websocket, as the middleware sees it; in the scope under ``OPEN_SOCKET``."""
 
     __slots__ = ("closed", "send")
 
     def __init__(self, send: ASGISendCallable) -> None:
         self.send = send
         self.closed = False
+
+    async def send_data(self, data: str | bytes) -> None:
+        """Send one message straight to the server, unless the socket was closed.
+
+        The short way for broadcast fan-out: it skips Quart's send (and its
+        ``websocket_sent`` signal); the connection must be accepted first.
+        """
+        if not self.closed:
+            if isinstance(data, str):
+                await self.send({"type": "websocket.send", "bytes": None, "text": data})
+            else:
+                await self.send({"type": "websocket.send", "bytes": data, "text": None})
+
+
+OPEN_SOCKET = "quart_ws.open_socket"  # the scope key
 
 
 class CloseOnShutdown:
@@ -60,6 +76,7 @@ class CloseOnShutdown:
             await self.app(scope, receive, send)
             return
         sock = OpenSocket(send)
+        scope = cast(Scope, {**scope, OPEN_SOCKET: sock})
 
         async def tracking_send(message: ASGISendEvent) -> None:
             if sock.closed:

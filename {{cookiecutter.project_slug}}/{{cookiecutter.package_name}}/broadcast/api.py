@@ -17,7 +17,7 @@ from .broker_redis import RedisBroker as BackendBroker
 from .broker_memory import MemoryBroker as BackendBroker
 {%- endif %}
 from .heartbeat import Heartbeat
-from .hub import EVERYONE, Hub, subscription
+from .hub import EVERYONE, Hub, QueueSubscriber, subscription
 from .rooms import check_room_name
 
 Handler = Callable[..., Awaitable[None]]
@@ -85,7 +85,8 @@ def collect_websocket(handler: Handler) -> Handler:
 
     @wraps(handler)
     async def wrapper(*args: Any, **kwargs: Any) -> None:
-        async with subscription(current_broker().hub, EVERYONE) as subscriber:
+        hub = current_broker().hub
+        async with subscription(hub, QueueSubscriber(EVERYONE, hub.queue_size)) as subscriber:
             await handler(subscriber.queue, *args, **kwargs)
 
     return wrapper

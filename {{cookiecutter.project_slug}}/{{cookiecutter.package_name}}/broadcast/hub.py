@@ -1,8 +1,11 @@
-"""The local fan-out: one bounded queue per subscribed websocket of this process.
+"""The local fan-out: every subscribed websocket of this process, by topic.
 
 Subscribers listen to a topic: ``EVERYONE`` for ``/ws/broadcast``, or a room's
-name. Delivering never waits on a subscriber: one whose queue is full is cut
-off, and ``subscription`` closes its socket with 1013.
+name. Each keeps a bounded line of messages: a queue its handler reads
+(``QueueSubscriber``, for ``collect_websocket``) or an outbox that sends them
+itself (``outbox.Outbox``, for the built-in routes). Delivering never waits on
+a subscriber: one whose line is full is cut off, and ``subscription`` closes
+its socket with 1013.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 from quart import websocket
@@ -25,15 +28,48 @@ TRY_AGAIN_LATER = 1013
 
 
 class Subscriber:
-    """One connection's queue, and the task to interrupt if it falls behind."""
+    """One connection's messages on their way out, and the task to interrupt if it falls behind.
 
-    __slots__ = ("overflowed", "queue", "task", "topic")
+    ``offer`` takes a message without waiting, or answers False when too many
+    already wait; ``close`` drops what waits.
+    """
 
-    def __init__(self, topic: str, queue_size: int) -> None:
+    __slots__ = ("overflowed", "task", "topic")
+
+    def __init__(self, topic: str) -> None:
         self.topic = topic
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(queue_size)
         self.task = asyncio.current_task()
         self.overflowed = False
+
+    def offer(self, message: Any) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class QueueSubscriber(Subscriber):
+    """A subscriber whose handler reads its messages from a bounded queue."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, topic: str, queue_size: int) -> None:
+        super().__init__(topic)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(queue_size)
+
+    def offer(self, message: Any) -> bool:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def close(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
+S = TypeVar("S", bound=Subscriber)
 
 
 class Hub:
@@ -48,14 +84,14 @@ class Hub:
         return len(self.topics.get(topic, ()))
 
     @contextmanager
-    def subscribe(self, topic: str = EVERYONE) -> Iterator[Subscriber]:
-        """Register a subscriber for the block; it is removed however the block ends."""
-        subscriber = Subscriber(topic, self.queue_size)
-        self.topics.setdefault(topic, set()).add(subscriber)
+    def subscribe(self, subscriber: S) -> Iterator[S]:
+        """Register ``subscriber`` for the block; it is removed however the block ends."""
+        self.topics.setdefault(subscriber.topic, set()).add(subscriber)
         try:
             yield subscriber
         finally:
             self.remove(subscriber)
+            subscriber.close()
 
     def remove(self, subscriber: Subscriber) -> None:
         subscribers = self.topics.get(subscriber.topic)
@@ -66,14 +102,10 @@ class Hub:
 
     def deliver(self, message: Any, topic: str = EVERYONE) -> None:
         """Queue ``message`` for the topic's subscribers; cut off those whose queue is full."""
-        full = []
-        subscribers = self.topics.get(topic, ())
-        # No await in this loop, so no subscriber can come or go while it runs.
-        for subscriber in subscribers:
-            try:
-                subscriber.queue.put_nowait(message)
-            except asyncio.QueueFull:
-                full.append(subscriber)
+        # A copy: an outbox sends at once, and what a send sets off must not
+        # change the set while this loop runs.
+        subscribers = tuple(self.topics.get(topic, ()))
+        full = [subscriber for subscriber in subscribers if not subscriber.offer(message)]
         DELIVERIES.inc(len(subscribers) - len(full))
         for subscriber in full:
             self.cut_off(subscriber)
@@ -86,20 +118,19 @@ class Hub:
         """
         self.remove(subscriber)
         subscriber.overflowed = True
-        while not subscriber.queue.empty():
-            subscriber.queue.get_nowait()
+        subscriber.close()
         if subscriber.task is not None:
             subscriber.task.cancel()
 
 
 @asynccontextmanager
-async def subscription(hub: Hub, topic: str = EVERYONE) -> AsyncIterator[Subscriber]:
+async def subscription(hub: Hub, subscriber: S) -> AsyncIterator[S]:
     """Subscribe the current websocket for the block; close it with 1013 if it falls behind.
 
     The one place that handles the slow-client cut-off: the cancellation that
     ``Hub.cut_off`` starts ends here, and nowhere else.
     """
-    with hub.subscribe(topic) as subscriber:
+    with hub.subscribe(subscriber):
         try:
             yield subscriber
         except asyncio.CancelledError:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from quart import Blueprint, current_app, request, websocket
 from quart.typing import ResponseReturnValue
 
 from ..messages import Message
-from ..metrics import HANDSHAKES_REFUSED
+from ..metrics import HANDSHAKES_REFUSED, MESSAGES_SENT, route_label
 from ..tokens import refuse_without_token
-from .api import broadcast, collect_websocket, current_broker
+from .api import broadcast, current_broker
 from .broker import BroadcastUnavailable
 from .flood import rate_limited_messages
 from .heartbeat import HEARTBEAT
-from .hub import TRY_AGAIN_LATER, subscription
+from .hub import EVERYONE, TRY_AGAIN_LATER, subscription
+from .outbox import Outbox, Send, direct_send
 from .rooms import (
     BadResume,
     MessageKey,
@@ -32,11 +32,12 @@ blueprint = Blueprint("broadcast", __name__)
 
 
 @blueprint.websocket("/ws/broadcast")
-@collect_websocket
-async def broadcast_socket(queue: asyncio.Queue[Message]) -> None:
+async def broadcast_socket() -> None:
     """Broadcast what this client sends; send it everything broadcast."""
-    sender = asyncio.create_task(send_all(queue))
-    try:
+    hub = current_broker().hub
+    async with subscription(hub, Outbox(EVERYONE, hub.queue_size)) as outbox:
+        await websocket.accept()
+        outbox.open(direct_send(), MESSAGES_SENT.labels(route_label()))
         async for message in rate_limited_messages():
             try:
                 await broadcast(message)
@@ -44,14 +45,6 @@ async def broadcast_socket(queue: asyncio.Queue[Message]) -> None:
                 # Never drop a message silently: the client learns, and retries.
                 await websocket.close(TRY_AGAIN_LATER, "broadcast unavailable")
                 return
-    finally:
-        sender.cancel()
-
-
-async def send_all(queue: asyncio.Queue[Message]) -> None:
-    send = websocket.send  # look the context-local proxy up once, not per message
-    while True:
-        await send(await queue.get())
 
 
 @blueprint.websocket("/ws/rooms/<room>")
@@ -63,7 +56,8 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
         return {"error": problem}, 400  # before accept: the handshake fails
     since = websocket.args.get("since")
     broker = current_broker()
-    async with subscription(broker.hub, room) as subscriber:  # live first: no gap
+    outbox = Outbox(room, broker.hub.queue_size)
+    async with subscription(broker.hub, outbox):  # live first: no gap
         replay: list[RoomMessage] = []
         missed = False
         if since is not None:
@@ -80,22 +74,21 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
         for message in replay:
             await websocket.send(message.frame)
         seen = replay[-1].key if replay else message_key(since) if since else None
-        sender = asyncio.create_task(send_live(subscriber.queue, seen))
-        try:
-            await publish_what_arrives(room)
-        finally:
-            sender.cancel()
+        outbox.open(live_sender(seen), MESSAGES_SENT.labels(route_label()))
+        await publish_what_arrives(room)
     return None
 
 
-async def send_live(queue: asyncio.Queue[RoomMessage], seen: MessageKey | None) -> None:
+def live_sender(seen: MessageKey | None) -> Send:
     """Send live messages and heartbeats, skipping messages up to ``seen`` (replayed)."""
-    send = websocket.send
+    send = direct_send()
     floor = seen or (-1, -1)
-    while True:
-        message = await queue.get()
+
+    async def send_live(message: RoomMessage) -> None:
         if message.key > floor or message is HEARTBEAT:
             await send(message.frame)
+
+    return send_live
 
 
 async def publish_what_arrives(room: str) -> None:

@@ -1,0 +1,125 @@
+"""The outbox: messages sent as delivered, in order, bounded while a send waits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import pytest
+
+from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
+from {{ cookiecutter.package_name }}.broadcast.outbox import Outbox
+
+from .helpers import wait_for
+
+
+class Client:
+    """A send that completes at once unless ``held``, like a socket and its flow control."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.room = asyncio.Event()
+        self.room.set()
+
+    async def send(self, message: str) -> None:
+        await self.room.wait()  # no wait at all while set, like a writable transport
+        self.sent.append(message)
+
+
+async def test_a_send_with_room_completes_within_the_delivery() -> None:
+    hub, client = Hub(queue_size=10), Client()
+    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+        outbox.open(client.send)
+        hub.deliver("now")
+        if sys.version_info >= (3, 12):
+            # Eager: sent before deliver returned, without a turn of the event loop.
+            assert client.sent == ["now"]
+            assert outbox.pump is None
+        else:
+            assert client.sent == []  # a task, which runs on the next turn
+        await wait_for(lambda: client.sent == ["now"])
+
+
+async def test_messages_wait_behind_a_blocked_send_in_order() -> None:
+    hub, client = Hub(queue_size=10), Client()
+    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+        outbox.open(client.send)
+        client.room.clear()  # the client is behind
+        for number in range(10):
+            hub.deliver(str(number))
+        await asyncio.sleep(0)
+        assert client.sent == []
+        client.room.set()
+        await wait_for(lambda: len(client.sent) == 10)
+        assert client.sent == [str(number) for number in range(10)]
+        hub.deliver("after")
+        await wait_for(lambda: client.sent[-1] == "after")
+
+
+async def test_a_full_outbox_cuts_its_subscriber_off_and_serves_the_rest() -> None:
+    hub, stalled_client, reader = Hub(queue_size=3), Client(), Client()
+    stalled_client.room.clear()
+
+    async def stalled() -> None:
+        with hub.subscribe(Outbox(EVERYONE, 3)) as outbox:
+            outbox.open(stalled_client.send)
+            await asyncio.sleep(3600)
+
+    stalled_task = asyncio.create_task(stalled())
+    await asyncio.sleep(0)
+    with hub.subscribe(Outbox(EVERYONE, 3)) as outbox:
+        outbox.open(reader.send)
+        for number in range(10):
+            hub.deliver(str(number))
+            await asyncio.sleep(0)
+        await asyncio.wait({stalled_task}, timeout=1)
+        assert stalled_task.cancelled()
+        assert hub.subscriber_count() == 1
+        await wait_for(lambda: len(reader.sent) == 10)
+        assert reader.sent == [str(number) for number in range(10)]
+        assert stalled_client.sent == []
+
+
+async def test_messages_delivered_before_open_are_sent_first() -> None:
+    hub, client = Hub(queue_size=10), Client()
+    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+        hub.deliver("early")
+        outbox.open(client.send)
+        hub.deliver("late")
+        await wait_for(lambda: len(client.sent) == 2)
+        assert client.sent == ["early", "late"]
+
+
+async def test_a_gone_client_drops_later_messages_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub, sends = Hub(queue_size=2), 0
+
+    async def disconnected(message: str) -> None:
+        nonlocal sends
+        sends += 1
+        raise ConnectionResetError("the client went away")
+
+    with hub.subscribe(Outbox(EVERYONE, 2)) as outbox:
+        outbox.open(disconnected)
+        for _ in range(10):  # more than the outbox holds: nobody is cut off
+            hub.deliver("x")
+            await asyncio.sleep(0)
+        assert outbox.gone
+        assert sends == 1
+        assert hub.subscriber_count() == 1
+    assert not caplog.records
+
+
+async def test_a_send_that_fails_otherwise_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    hub = Hub(queue_size=2)
+
+    async def broken(message: str) -> None:
+        raise TypeError("not a frame")
+
+    with hub.subscribe(Outbox(EVERYONE, 2)) as outbox:
+        outbox.open(broken)
+        hub.deliver("x")
+        await wait_for(lambda: outbox.gone)
+    assert [record.levelno for record in caplog.records] == [logging.ERROR]
