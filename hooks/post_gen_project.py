@@ -26,6 +26,7 @@ def remove_broadcast_files(root: Path, package: str) -> None:
     remove(
         root,
         "tests/test_broadcast.py",
+        "tests/test_outbox.py",
         "tests/test_rooms.py",
         "tests/test_rooms_redis.py",
         "tests/test_soak.py",

@@ -7,9 +7,11 @@ import logging
 import sys
 
 import pytest
+from hypercorn.typing import ASGISendEvent
 
 from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
 from {{ cookiecutter.package_name }}.broadcast.outbox import Outbox
+from {{ cookiecutter.package_name }}.shutdown import OpenSocket
 
 from .helpers import wait_for
 
@@ -123,3 +125,20 @@ async def test_a_send_that_fails_otherwise_is_logged(caplog: pytest.LogCaptureFi
         hub.deliver("x")
         await wait_for(lambda: outbox.gone)
     assert [record.levelno for record in caplog.records] == [logging.ERROR]
+
+
+async def test_the_short_way_to_the_server_sends_text_and_bytes_until_closed() -> None:
+    events: list[ASGISendEvent] = []
+
+    async def server_send(event: ASGISendEvent) -> None:
+        events.append(event)
+
+    sock = OpenSocket(server_send)
+    await sock.send_data("text")
+    await sock.send_data(b"bytes")
+    sock.closed = True  # as the shutdown middleware marks it once it sent 1001
+    await sock.send_data("late")
+    assert events == [
+        {"type": "websocket.send", "bytes": None, "text": "text"},
+        {"type": "websocket.send", "bytes": b"bytes", "text": None},
+    ]

@@ -46,8 +46,8 @@ class OpenSocket:
     async def send_data(self, data: str | bytes) -> None:
         """Send one message straight to the server, unless the socket was closed.
 
-        The short way for broadcast fan-out: it skips Quart's send (and its
-        ``websocket_sent`` signal); the connection must be accepted first.
+        The short way to send one message to many sockets: it skips Quart's
+        send (and its ``websocket_sent`` signal); accept the connection first.
         """
         if not self.closed:
             if isinstance(data, str):
