@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
+from pathlib import Path
 
-from .servers import APP, PROJECT_ROOT, SERVERS, free_port
+from .servers import APP, PROJECT_ROOT, SERVERS, free_port, run_server
 
 
 def test_hypercorn_with_two_workers_stops_and_names_the_fix() -> None:
@@ -15,3 +17,11 @@ def test_hypercorn_with_two_workers_stops_and_names_the_fix() -> None:
     )
     assert "the memory broadcast backend serves one process only" in result.stderr
     assert "broadcast_backend=redis" in result.stderr
+
+
+def test_the_worker_lock_leaves_no_file_behind() -> None:
+    with run_server(server="hypercorn") as server:
+        name = f"{{ cookiecutter.package_name }}.broadcast-memory-broker-{server.process.pid}.lock"
+        lock = Path(tempfile.gettempdir()) / name
+        assert lock.exists()  # held by Hypercorn's worker, named after Hypercorn
+    assert not lock.exists()

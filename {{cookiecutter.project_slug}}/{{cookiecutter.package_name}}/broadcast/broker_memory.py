@@ -10,6 +10,7 @@ that resumes afterwards is told that it missed messages.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import tempfile
@@ -70,6 +71,7 @@ class MemoryBroker:
         self.next_expiry = 0.0
         self.worker_lock: IO[bytes] | None = None
         app.before_serving(self.claim_the_server)
+        app.after_serving(self.release_the_server)
 
     async def claim_the_server(self) -> None:
         """Be the only worker of the server that started this process, or refuse to start.
@@ -82,15 +84,25 @@ class MemoryBroker:
         import fcntl  # POSIX only, as the servers' worker processes are here
 
         name = f"{__package__}-memory-broker-{os.getppid()}.lock"
-        self.worker_lock = (Path(tempfile.gettempdir()) / name).open("wb")
+        lock = (Path(tempfile.gettempdir()) / name).open("wb")
         try:
-            fcntl.flock(self.worker_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.close()
             raise RuntimeError(
                 "the memory broadcast backend serves one process only, and this server "
                 "starts several workers: each would reach only its own clients. Run one "
                 "worker, or regenerate the project with broadcast_backend=redis."
             ) from None
+        self.worker_lock = lock
+
+    async def release_the_server(self) -> None:
+        """Remove the lock file: one per server start would pile up in the temp folder."""
+        if self.worker_lock is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.worker_lock.name)
+            self.worker_lock.close()
+            self.worker_lock = None
 
     async def publish(self, message: Message) -> None:
         self.hub.deliver(message, EVERYONE)
