@@ -23,6 +23,9 @@ ROOM = "lobby"
 def two_servers(redis_server: RedisServer) -> Iterator[tuple[LiveServer, LiveServer]]:
     env = {"QUART_REDIS_URL": redis_server.url, "QUART_BROADCAST_TOKEN": TOKEN}
     env["QUART_MESSAGES_PER_SECOND"] = "1000"  # the chatter sends 200 a second
+    # Keep everything the chatter sends while a client is away: with the default
+    # 100, a slow run overflows the history and the resume rightly says "missed".
+    env["QUART_ROOM_HISTORY"] = "100000"
     with run_server(env=env) as first, run_server(env=env) as second:
         yield first, second
 
