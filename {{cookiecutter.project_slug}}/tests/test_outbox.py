@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 import pytest
 from hypercorn.typing import ASGISendEvent
@@ -34,13 +33,9 @@ async def test_a_send_with_room_completes_within_the_delivery() -> None:
     with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
         outbox.open(client.send)
         hub.deliver("now")
-        if sys.version_info >= (3, 12):
-            # Eager: sent before deliver returned, without a turn of the event loop.
-            assert client.sent == ["now"]
-            assert outbox.pump is None
-        else:
-            assert client.sent == []  # a task, which runs on the next turn
-        await wait_for(lambda: client.sent == ["now"])
+        # Sent before deliver returned: no task, no turn of the event loop.
+        assert client.sent == ["now"]
+        assert outbox.pump is None
 
 
 async def test_messages_wait_behind_a_blocked_send_in_order() -> None:
@@ -91,6 +86,54 @@ async def test_messages_delivered_before_open_are_sent_first() -> None:
         hub.deliver("late")
         await wait_for(lambda: len(client.sent) == 2)
         assert client.sent == ["early", "late"]
+
+
+@pytest.mark.parametrize("turns", [0, 1], ids=["before its task ran", "while its task waits"])
+async def test_a_waiting_send_is_ended_with_its_subscriber(turns: int) -> None:
+    hub, client = Hub(queue_size=10), Client()
+    client.room.clear()
+    outcome: list[str] = []
+
+    async def send(message: str) -> None:
+        try:
+            await client.send(message)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        finally:
+            outcome.append("left")
+
+    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+        outbox.open(send)
+        hub.deliver("stuck")
+        pump = outbox.pump
+        assert pump is not None  # waiting for the client
+        for _ in range(turns):
+            await asyncio.sleep(0)
+    await asyncio.wait({pump}, timeout=1)
+    await asyncio.sleep(0)  # the task's done callbacks
+    assert pump.cancelled()
+    # Ended where it waited: cancelled once its task ran, closed if it never did.
+    assert outcome == ["cancelled", "left"] if turns else ["left"]
+    assert client.sent == []
+
+
+async def test_a_send_that_fails_after_waiting_drops_what_waits() -> None:
+    hub, client = Hub(queue_size=10), Client()
+    client.room.clear()
+
+    async def send(message: str) -> None:
+        await client.send(message)
+        raise ConnectionResetError("the client went away")
+
+    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+        outbox.open(send)
+        for number in range(5):
+            hub.deliver(str(number))
+        client.room.set()
+        await wait_for(lambda: outbox.gone)
+        assert client.sent == ["0"]
+        assert not outbox.waiting
 
 
 async def test_a_gone_client_drops_later_messages_quietly(

@@ -2,22 +2,21 @@
 
 A queue and a sender task per subscriber would cost one task wake-up per
 message and subscriber, even when the socket has room and the write finishes
-at once. An ``Outbox`` sends a delivered message straight away instead. From
-Python 3.12 the send starts eagerly (``asyncio.eager_task_factory``): a write
-that completes without waiting is never scheduled at all. Only a send that
-must wait for the client (the server's flow control) goes on as a task, and
-the messages delivered meanwhile wait behind it, in order and bounded: when
-the line is full the subscriber is cut off, as with a queue. Python 3.11 has
-no eager tasks, so there each delivery schedules its send as a new task.
+at once. An ``Outbox`` starts sending a delivered message right away, inside
+``broadcast()``: a write that completes without waiting (nearly all of them)
+never becomes a task. Only a send that must wait for the client (the server's
+flow control) goes on as a task, and the messages delivered meanwhile wait
+behind it, in order and bounded: when the line is full the subscriber is cut
+off, as with a queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
+import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from prometheus_client import Counter
@@ -31,16 +30,44 @@ log = logging.getLogger(__name__)
 Send = Callable[[Any], Awaitable[None]]
 
 
-if sys.version_info >= (3, 12):
+def send_now(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Run ``coroutine`` now, up to its first wait; None if it finished, else its task.
 
-    def start_send(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``coroutine`` now, up to its first wait; schedule it only if it waits."""
-        return asyncio.eager_task_factory(asyncio.get_running_loop(), coroutine)
+    What ``asyncio.eager_task_factory`` does from Python 3.12, minus the task
+    when nothing waits, and on every supported Python. An error raised before
+    the first wait is raised here.
+    """
+    try:
+        waiting_on = coroutine.send(None)
+    except StopIteration:
+        return None
+    task = asyncio.ensure_future(finish(coroutine, waiting_on))
+    # A task cancelled before its first step never resumes the coroutine:
+    # close it then, so that its ``finally`` blocks still run.
+    task.add_done_callback(lambda _: coroutine.close())
+    return task
 
-else:
 
-    def start_send(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return asyncio.get_running_loop().create_task(coroutine)
+async def finish(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    await resume(coroutine, waiting_on)
+
+
+@types.coroutine
+def resume(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, Any, None]:
+    """Go on with ``coroutine`` from its first wait, as its own ``await`` would have."""
+    while True:
+        try:
+            sent = yield waiting_on  # the task waits on what the coroutine waits on
+        except BaseException as error:  # the future failed, or the task was cancelled
+            try:
+                waiting_on = coroutine.throw(error)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting_on = coroutine.send(sent)
+            except StopIteration:
+                return
 
 
 class Outbox(Subscriber):
@@ -87,10 +114,12 @@ class Outbox(Subscriber):
             self.pump.cancel()
 
     def start_pump(self) -> None:
-        pump = start_send(self.drain())
-        if pump.done():  # every write completed at once
-            self.finished(pump)
-        else:
+        try:
+            pump = send_now(self.drain())
+        except Exception as error:
+            self.fail(error)
+            return
+        if pump is not None:  # a send waits for the client
             self.pump = pump
             pump.add_done_callback(self.finished)
 
@@ -111,12 +140,15 @@ class Outbox(Subscriber):
             return
         error = pump.exception()
         if error is not None:
-            self.gone = True
-            self.waiting.clear()
-            if not isinstance(error, OSError):  # not just a closed connection
-                log.error("sending to a subscriber failed", exc_info=error)
+            self.fail(error)
         elif self.waiting:  # delivered after the pump's last look, before this callback
             self.start_pump()
+
+    def fail(self, error: BaseException) -> None:
+        self.gone = True
+        self.waiting.clear()
+        if not isinstance(error, OSError):  # not just a closed connection
+            log.error("sending to a subscriber failed", exc_info=error)
 
 
 def direct_send() -> Send:
