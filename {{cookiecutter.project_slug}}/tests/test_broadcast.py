@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from quart import Quart
+from quart import Quart, websocket
 from quart.typing import TestClientProtocol as Client
 
-from {{ cookiecutter.package_name }}.broadcast import broadcast
+from {{ cookiecutter.package_name }}.broadcast import broadcast, collect_websocket
 from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub, QueueSubscriber
+from {{ cookiecutter.package_name }}.messages import Message
 
 from .asgi_websocket import Closed, asgi_connect
 from .helpers import AppFactory, wait_for
@@ -207,3 +208,34 @@ async def test_deliveries_are_counted(make_app: AppFactory) -> None:
         await one.send("counted")
         assert await one.receive() == await two.receive() == "counted"
     assert await deliveries() == before + 2
+
+
+async def test_collect_websocket_hands_each_custom_handler_a_bounded_queue(
+    make_app: AppFactory,
+) -> None:
+    """The documented way to write your own broadcast handler, and its slow-client bound."""
+    app = await make_app(BROADCAST_QUEUE_SIZE=2)
+
+    @app.websocket("/ws/forward")
+    @collect_websocket
+    async def forward(queue: asyncio.Queue[Message]) -> None:
+        while True:
+            await websocket.send(await queue.get())
+
+    @app.websocket("/ws/stalled")
+    @collect_websocket
+    async def stalled(queue: asyncio.Queue[Message]) -> None:
+        await websocket.accept()
+        await asyncio.sleep(3600)  # never reads its queue
+
+    async with asgi_connect(app, "/ws/forward") as reader, asgi_connect(app, "/ws/stalled") as slow:
+        await wait_for(lambda: subscriber_count(app) == 2)
+        for number in range(4):  # the reader keeps up; the stalled queue holds 2
+            async with app.app_context():
+                await broadcast(f"message {number}")
+            assert await reader.receive() == f"message {number}"
+        with pytest.raises(Closed) as closed:
+            while True:
+                await slow.receive()
+        assert closed.value.code == 1013
+        assert subscriber_count(app) == 1
