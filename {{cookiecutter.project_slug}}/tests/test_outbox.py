@@ -10,6 +10,7 @@ from hypercorn.typing import ASGISendEvent
 
 from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
 from {{ cookiecutter.package_name }}.broadcast.outbox import Outbox
+from {{ cookiecutter.package_name }}.metrics import Tally
 from {{ cookiecutter.package_name }}.shutdown import OpenSocket
 
 from .helpers import wait_for
@@ -36,6 +37,19 @@ async def test_a_send_with_room_completes_within_the_delivery() -> None:
         # Sent before deliver returned: no task, no turn of the event loop.
         assert client.sent == ["now"]
         assert outbox.pump is None
+
+
+async def test_every_message_handed_to_the_client_is_counted_once() -> None:
+    hub, client, sent = Hub(queue_size=10), Client(), Tally()
+    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+        outbox.open(client.send, sent)
+        hub.deliver("at once")
+        client.room.clear()
+        for number in range(3):  # the first send waits, two more wait behind it
+            hub.deliver(str(number))
+        client.room.set()
+        await wait_for(lambda: len(client.sent) == 4)
+    assert sent.value == 4
 
 
 async def test_messages_wait_behind_a_blocked_send_in_order() -> None:

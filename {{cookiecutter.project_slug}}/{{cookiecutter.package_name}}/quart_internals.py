@@ -27,12 +27,11 @@ from hypercorn.typing import (
     ASGISendCallable,
     WebsocketScope,
 )
-from prometheus_client import Counter
 from quart import Quart
 from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers import Websocket
 
-from .metrics import MESSAGES_SENT
+from .metrics import MESSAGES_SENT, Tally
 
 # Messages received but not yet read by the handler. Once this many wait,
 # Quart stops reading, the server stops reading the socket, and TCP flow
@@ -114,7 +113,7 @@ class DirectSendWebsocket(Websocket):
     if sys.version_info >= (3, 13):
         buffer_class = BoundedBuffer  # type: ignore[assignment]
 
-    _sent: Counter | None = None  # this route's count of messages sent, once accepted
+    _sent: Tally | None = None  # this route's count of messages sent, once accepted
 
     async def send(self, data: str | bytes) -> None:
         if self._sent is None:

@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+from collections.abc import Awaitable
 from typing import cast
 
 from hypercorn.typing import (
@@ -43,17 +44,23 @@ class OpenSocket:
         self.send = send
         self.closed = False
 
-    async def send_data(self, data: str | bytes) -> None:
+    def send_data(self, data: str | bytes) -> Awaitable[None]:
         """Send one message straight to the server, unless the socket was closed.
 
         The short way to send one message to many sockets: it skips Quart's
         send (and its ``websocket_sent`` signal); accept the connection first.
+        It returns the server's own ``send`` rather than wrapping it in another
+        coroutine: one frame less per message and subscriber.
         """
-        if not self.closed:
-            if isinstance(data, str):
-                await self.send({"type": "websocket.send", "bytes": None, "text": data})
-            else:
-                await self.send({"type": "websocket.send", "bytes": data, "text": None})
+        if self.closed:
+            return nothing_to_send()
+        if isinstance(data, str):
+            return self.send({"type": "websocket.send", "bytes": None, "text": data})
+        return self.send({"type": "websocket.send", "bytes": data, "text": None})
+
+
+async def nothing_to_send() -> None:
+    """What a send returns when it has nothing to send."""
 
 
 OPEN_SOCKET = "quart_ws.open_socket"  # the scope key

@@ -16,56 +16,58 @@ import asyncio
 import logging
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
-from prometheus_client import Counter
 from quart import websocket
 
+from ..metrics import Tally
 from ..shutdown import OPEN_SOCKET, OpenSocket
 from .hub import Subscriber
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[Any], Awaitable[None]]
+Steps = Generator[Any, Any, None]  # an awaitable's ``__await__()``
 
 
-def send_now(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
-    """Run ``coroutine`` now, up to its first wait; None if it finished, else its task.
+def send_now(sending: Awaitable[None]) -> asyncio.Task[None] | None:
+    """Run ``sending`` now, up to its first wait; None if it finished, else its task.
 
     What ``asyncio.eager_task_factory`` does from Python 3.12, minus the task
     when nothing waits, and on every supported Python. An error raised before
     the first wait is raised here.
     """
+    steps = sending.__await__()
     try:
-        waiting_on = coroutine.send(None)
+        waiting_on = steps.send(None)
     except StopIteration:
         return None
-    task = asyncio.ensure_future(finish(coroutine, waiting_on))
-    # A task cancelled before its first step never resumes the coroutine:
-    # close it then, so that its ``finally`` blocks still run.
-    task.add_done_callback(lambda _: coroutine.close())
+    task = asyncio.ensure_future(finish(steps, waiting_on))
+    # A task cancelled before its first step never resumes the steps: close
+    # them then, so that the send's ``finally`` blocks still run.
+    task.add_done_callback(lambda _: steps.close())
     return task
 
 
-async def finish(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-    await resume(coroutine, waiting_on)
+async def finish(steps: Steps, waiting_on: Any) -> None:
+    await resume(steps, waiting_on)
 
 
 @types.coroutine
-def resume(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, Any, None]:
-    """Go on with ``coroutine`` from its first wait, as its own ``await`` would have."""
+def resume(steps: Steps, waiting_on: Any) -> Steps:
+    """Go on with ``steps`` from their first wait, as their own ``await`` would have."""
     while True:
         try:
-            sent = yield waiting_on  # the task waits on what the coroutine waits on
+            sent = yield waiting_on  # the task waits on what the send waits on
         except BaseException as error:  # the future failed, or the task was cancelled
             try:
-                waiting_on = coroutine.throw(error)
+                waiting_on = steps.throw(error)
             except StopIteration:
                 return
         else:
             try:
-                waiting_on = coroutine.send(sent)
+                waiting_on = steps.send(sent)
             except StopIteration:
                 return
 
@@ -85,37 +87,43 @@ class Outbox(Subscriber):
         self.limit = limit
         self.waiting: deque[Any] = deque()
         self.send: Send | None = None
-        self.sent: Counter | None = None
+        self.sent: Tally | None = None
         self.pump: asyncio.Task[None] | None = None  # the send that had to wait
         self.gone = False
 
     def offer(self, message: Any) -> bool:
         if self.gone:
             return True
+        if self.pump is None and self.send is not None and not self.waiting:
+            # Nothing in flight and nothing waits: the message goes out now,
+            # with no line and no drain of its own.
+            if self.sent is not None:
+                self.sent.inc()
+            self.start(self.send, message)
+            return True
         if len(self.waiting) >= self.limit:
             return False
         self.waiting.append(message)
-        if self.pump is None and self.send is not None:
-            self.start_pump()
         return True
 
-    def open(self, send: Send, sent: Counter | None = None) -> None:
+    def open(self, send: Send, sent: Tally | None = None) -> None:
         """Send with ``send`` from now on, starting with the messages that waited.
 
         ``sent`` counts the messages handed to ``send``.
         """
         self.send, self.sent = send, sent
         if self.waiting and self.pump is None:
-            self.start_pump()
+            self.start(self.drain, self.waiting.popleft())
 
     def close(self) -> None:
         self.waiting.clear()
         if self.pump is not None:
             self.pump.cancel()
 
-    def start_pump(self) -> None:
+    def start(self, send: Send, message: Any) -> None:
+        """``send(message)`` now; if it must wait, it becomes the pump, and later messages wait."""
         try:
-            pump = send_now(self.drain())
+            pump = send_now(send(message))
         except Exception as error:
             self.fail(error)
             return
@@ -123,10 +131,12 @@ class Outbox(Subscriber):
             self.pump = pump
             pump.add_done_callback(self.finished)
 
-    async def drain(self) -> None:
+    async def drain(self, first: Any) -> None:
+        """Send ``first``, then the messages that wait, in order."""
         assert self.send is not None
-        count = 0
+        count = 1
         try:
+            await self.send(first)
             while self.waiting:
                 count += 1
                 await self.send(self.waiting.popleft())
@@ -142,7 +152,7 @@ class Outbox(Subscriber):
         if error is not None:
             self.fail(error)
         elif self.waiting:  # delivered after the pump's last look, before this callback
-            self.start_pump()
+            self.start(self.drain, self.waiting.popleft())
 
     def fail(self, error: BaseException) -> None:
         self.gone = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from quart import Blueprint, current_app, request, websocket
@@ -9,6 +10,7 @@ from quart.typing import ResponseReturnValue
 
 from ..messages import Message
 from ..metrics import HANDSHAKES_REFUSED, MESSAGES_SENT, route_label
+from ..shutdown import nothing_to_send
 from ..tokens import refuse_without_token
 from .api import broadcast, current_broker
 from .broker import BroadcastUnavailable
@@ -84,9 +86,10 @@ def live_sender(seen: MessageKey | None) -> Send:
     send = direct_send()
     floor = seen or (-1, -1)
 
-    async def send_live(message: RoomMessage) -> None:
+    def send_live(message: RoomMessage) -> Awaitable[None]:
         if message.key > floor or message is HEARTBEAT:
-            await send(message.frame)
+            return send(message.frame)
+        return nothing_to_send()
 
     return send_live
 
