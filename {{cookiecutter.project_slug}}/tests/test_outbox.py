@@ -9,7 +9,7 @@ import pytest
 from hypercorn.typing import ASGISendEvent
 
 from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
-from {{ cookiecutter.package_name }}.broadcast.outbox import Outbox
+from {{ cookiecutter.package_name }}.broadcast.outbox import Outbox, send_now
 from {{ cookiecutter.package_name }}.metrics import Tally
 from {{ cookiecutter.package_name }}.shutdown import OpenSocket
 
@@ -50,6 +50,19 @@ async def test_every_message_handed_to_the_client_is_counted_once() -> None:
         client.room.set()
         await wait_for(lambda: len(client.sent) == 4)
     assert sent.value == 4
+
+
+async def test_a_send_may_return_any_awaitable_not_only_a_coroutine() -> None:
+    loop = asyncio.get_running_loop()
+    ready, later = loop.create_future(), loop.create_future()
+    ready.set_result(None)
+    assert send_now(ready) is None  # nothing to wait for: no task
+    task = send_now(later)
+    assert task is not None
+    await asyncio.sleep(0)
+    assert not task.done()
+    later.set_result(None)
+    await asyncio.wait_for(task, 1)
 
 
 async def test_messages_wait_behind_a_blocked_send_in_order() -> None:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from quart import websocket
@@ -28,7 +28,7 @@ from .hub import Subscriber
 log = logging.getLogger(__name__)
 
 Send = Callable[[Any], Awaitable[None]]
-Steps = Generator[Any, Any, None]  # an awaitable's ``__await__()``
+Steps = Generator[Any, Any, None] | Coroutine[Any, Any, None]  # what an ``await`` steps through
 
 
 def send_now(sending: Awaitable[None]) -> asyncio.Task[None] | None:
@@ -38,7 +38,9 @@ def send_now(sending: Awaitable[None]) -> asyncio.Task[None] | None:
     when nothing waits, and on every supported Python. An error raised before
     the first wait is raised here.
     """
-    steps = sending.__await__()
+    # A coroutine (every server's ``send``) steps itself, without the wrapper
+    # object of its ``__await__``.
+    steps = sending if isinstance(sending, types.CoroutineType) else sending.__await__()
     try:
         waiting_on = steps.send(None)
     except StopIteration:
@@ -55,7 +57,7 @@ async def finish(steps: Steps, waiting_on: Any) -> None:
 
 
 @types.coroutine
-def resume(steps: Steps, waiting_on: Any) -> Steps:
+def resume(steps: Steps, waiting_on: Any) -> Generator[Any, Any, None]:
     """Go on with ``steps`` from their first wait, as their own ``await`` would have."""
     while True:
         try:
