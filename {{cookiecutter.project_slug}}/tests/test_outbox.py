@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 from hypercorn.typing import ASGISendEvent
@@ -63,6 +64,34 @@ async def test_a_send_may_return_any_awaitable_not_only_a_coroutine() -> None:
     assert not task.done()
     later.set_result(None)
     await asyncio.wait_for(task, 1)
+
+
+class RustLikeAwaitable:
+    """An awaitable whose iterator has ``__next__`` only, like Granian's send."""
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+
+    def __await__(self) -> Any:  # an Iterator, not the Generator typing expects
+        return iter(list(self.future.__await__()))  # a list iterator: no send, no throw
+
+
+async def test_a_send_may_return_an_awaitable_that_cannot_be_stepped_by_hand() -> None:
+    ready = asyncio.get_running_loop().create_future()
+    ready.set_result(None)
+    hub, sent = Hub(queue_size=10), []
+
+    def send(message: str) -> RustLikeAwaitable:
+        sent.append(message)
+        return RustLikeAwaitable(ready)
+
+    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+        outbox.open(send)
+        hub.deliver("one")
+        hub.deliver("two")
+        await asyncio.sleep(0)
+        assert sent == ["one", "two"]
+        assert not outbox.gone
 
 
 async def test_messages_wait_behind_a_blocked_send_in_order() -> None:

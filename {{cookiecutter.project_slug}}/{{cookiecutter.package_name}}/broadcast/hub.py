@@ -91,7 +91,7 @@ class Hub:
             yield subscriber
         finally:
             self.remove(subscriber)
-            subscriber.close()
+            subscriber.close()  # again after a cut-off: then it has nothing left to do
 
     def remove(self, subscriber: Subscriber) -> None:
         subscribers = self.topics.get(subscriber.topic)

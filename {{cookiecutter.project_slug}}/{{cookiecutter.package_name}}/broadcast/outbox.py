@@ -28,7 +28,6 @@ from .hub import Subscriber
 log = logging.getLogger(__name__)
 
 Send = Callable[[Any], Awaitable[None]]
-Steps = Generator[Any, Any, None] | Coroutine[Any, Any, None]  # what an ``await`` steps through
 
 
 def send_now(sending: Awaitable[None]) -> asyncio.Task[None] | None:
@@ -38,38 +37,43 @@ def send_now(sending: Awaitable[None]) -> asyncio.Task[None] | None:
     when nothing waits, and on every supported Python. An error raised before
     the first wait is raised here.
     """
-    # A coroutine (every server's ``send``) steps itself, without the wrapper
-    # object of its ``__await__``.
-    steps = sending if isinstance(sending, types.CoroutineType) else sending.__await__()
+    # Most servers' ``send`` is a coroutine, stepped as it is. Any other
+    # awaitable goes through one: an ``__await__`` iterator need not have the
+    # ``send`` and ``throw`` that stepping by hand uses (Granian's has not).
+    coroutine = sending if isinstance(sending, types.CoroutineType) else awaiting(sending)
     try:
-        waiting_on = steps.send(None)
+        waiting_on = coroutine.send(None)
     except StopIteration:
         return None
-    task = asyncio.ensure_future(finish(steps, waiting_on))
-    # A task cancelled before its first step never resumes the steps: close
-    # them then, so that the send's ``finally`` blocks still run.
-    task.add_done_callback(lambda _: steps.close())
+    task = asyncio.ensure_future(finish(coroutine, waiting_on))
+    # A task cancelled before its first step never resumes the coroutine: close
+    # it then, so that the send's ``finally`` blocks still run.
+    task.add_done_callback(lambda _: coroutine.close())
     return task
 
 
-async def finish(steps: Steps, waiting_on: Any) -> None:
-    await resume(steps, waiting_on)
+async def awaiting(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+async def finish(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    await resume(coroutine, waiting_on)
 
 
 @types.coroutine
-def resume(steps: Steps, waiting_on: Any) -> Generator[Any, Any, None]:
-    """Go on with ``steps`` from their first wait, as their own ``await`` would have."""
+def resume(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, Any, None]:
+    """Go on with ``coroutine`` from its first wait, as its own ``await`` would have."""
     while True:
         try:
             sent = yield waiting_on  # the task waits on what the send waits on
         except BaseException as error:  # the future failed, or the task was cancelled
             try:
-                waiting_on = steps.throw(error)
+                waiting_on = coroutine.throw(error)
             except StopIteration:
                 return
         else:
             try:
-                waiting_on = steps.send(sent)
+                waiting_on = coroutine.send(sent)
             except StopIteration:
                 return
 
