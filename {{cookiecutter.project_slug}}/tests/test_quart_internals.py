@@ -144,6 +144,34 @@ async def test_a_burst_of_sends_arrives_whole_and_in_order_without_yielding(
     assert turns_during_burst == [0]
 
 
+async def test_receive_accepts_the_connection_once(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = await make_app()
+    accepts = 0
+    quarts_accept = DirectSendWebsocket.accept
+
+    async def counted_accept(self: DirectSendWebsocket, *args: Any, **kwargs: Any) -> None:
+        nonlocal accepts
+        accepts += 1
+        await quarts_accept(self, *args, **kwargs)
+
+    monkeypatch.setattr(DirectSendWebsocket, "accept", counted_accept)
+    received: list[str | bytes] = []
+
+    @app.websocket("/listen")
+    async def listen() -> None:  # accepts by its first receive, as Quart allows
+        for _ in range(3):
+            received.append(await websocket.receive())
+
+    async with asgi_connect(app, "/listen") as ws:
+        for number in range(3):
+            await ws.send(str(number))
+        await wait_for(lambda: len(received) == 3)
+    assert received == ["0", "1", "2"]
+    assert accepts == 1  # Quart's own receive accepts before every message
+
+
 @pytest.mark.parametrize("message", [b"", "", b"\x00", "text"])
 async def test_every_message_reaches_the_handler_unchanged(
     make_app: AppFactory, message: str | bytes

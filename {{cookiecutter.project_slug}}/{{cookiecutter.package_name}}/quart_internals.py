@@ -12,7 +12,9 @@ listed below and checked against each supported release by
 - up to 0.22 received messages wait in the connection's ``queue``; from 0.23
   (Python 3.13 and later) in the websocket's ``buffer``;
 - ``Websocket._send`` sends one message, without the ``asyncio.sleep(0)`` and
-  the repeated ``accept()`` that Quart's ``send`` adds to every message.
+  the repeated ``accept()`` that Quart's ``send`` adds to every message;
+  ``Websocket._receive`` (up to 0.22) and ``Websocket.buffer.get`` (0.23) read
+  one, without the ``accept()`` of Quart's ``receive``.
 """
 
 from __future__ import annotations
@@ -104,16 +106,33 @@ class DirectSendWebsocket(Websocket):
     """Quart's websocket, with a ``send`` that goes straight to the server.
 
     Quart's ``send`` first yields to the event loop, then calls ``accept()``
-    again, for every message. Here the connection is accepted once, and a send
-    waits only when the server's flow control says the client is behind, as in
-    ``websockets`` and Starlette: a handler that sends a long burst holds the
-    event loop until then.
+    again, for every message, and its ``receive`` calls ``accept()`` (which
+    builds a ``Headers`` object) for every message too. Here the connection is
+    accepted once, and a send waits only when the server's flow control says
+    the client is behind, as in ``websockets`` and Starlette: a handler that
+    sends a long burst holds the event loop until then.
     """
+
+    _sent: Tally | None = None  # this route's count of messages sent, once accepted
+    _receiving = False  # accepted by the first receive
 
     if sys.version_info >= (3, 13):
         buffer_class = BoundedBuffer  # type: ignore[assignment]
 
-    _sent: Tally | None = None  # this route's count of messages sent, once accepted
+        async def receive(self) -> str | bytes:
+            if not self._receiving:
+                await self.accept()  # idempotent: a no-op if the handler accepted
+                self._receiving = True
+            return await self.buffer.get()
+
+    else:
+
+        async def receive(self) -> str | bytes:
+            if not self._receiving:
+                await self.accept()
+                self._receiving = True
+            data: str | bytes = await self._receive()
+            return data
 
     async def send(self, data: str | bytes) -> None:
         if self._sent is None:
