@@ -91,7 +91,9 @@ class Outbox(Subscriber):
     def __init__(self, topic: str, limit: int) -> None:
         super().__init__(topic)
         self.limit = limit
-        self.waiting: deque[Any] = deque()
+        # Made by the first message that has to wait: most subscribers never
+        # need one, and an empty deque is most of a kilobyte.
+        self.waiting: deque[Any] | None = None
         self.send: Send | None = None
         self.sent: Tally | None = None
         self.pump: asyncio.Task[None] | None = None  # the send that had to wait
@@ -107,7 +109,9 @@ class Outbox(Subscriber):
                 self.sent.inc()
             self.start(self.send, message)
             return True
-        if len(self.waiting) >= self.limit:
+        if self.waiting is None:
+            self.waiting = deque()
+        elif len(self.waiting) >= self.limit:
             return False
         self.waiting.append(message)
         return True
@@ -122,7 +126,7 @@ class Outbox(Subscriber):
             self.start(self.drain, self.waiting.popleft())
 
     def close(self) -> None:
-        self.waiting.clear()
+        self.waiting = None
         if self.pump is not None:
             self.pump.cancel()
 
@@ -162,7 +166,7 @@ class Outbox(Subscriber):
 
     def fail(self, error: BaseException) -> None:
         self.gone = True
-        self.waiting.clear()
+        self.waiting = None
         if not isinstance(error, OSError):  # not just a closed connection
             log.error("sending to a subscriber failed", exc_info=error)
 
