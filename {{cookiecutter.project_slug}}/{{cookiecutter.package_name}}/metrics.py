@@ -36,8 +36,8 @@ class MessageCounter(Collector):
     """A counter by route for the per-message paths, read when ``/metrics`` is scraped.
 
     prometheus-client's ``Counter`` takes a lock on every ``inc``, for threads
-    this app does not have: per message and subscriber of a broadcast, that
-    lock was a measurable share of the delivery. A custom collector is
+    this app does not have: counting every message sent to every socket, that
+    lock was a measurable share of the cost of sending. A custom collector is
     prometheus-client's documented way to export numbers kept elsewhere.
     """
 
