@@ -29,21 +29,17 @@ from . import load, run
 def stack(spec: str, python: str) -> run.Stack:
     """``bare``, ``starlette``, or ``uvicorn:<render>`` / ``hypercorn:<render>``."""
     if spec == "bare":
-        return run.Stack(spec, [python, "-m", "bench.peers.websockets_server", "{port}"], run.ROOT)
+        return run.Stack(spec, run.websockets_command(python), run.ROOT)
     if spec == "starlette":
-        uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
-        uvicorn += ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
-        uvicorn += ["--no-access-log", "--log-level", "warning", "--loop", "asyncio"]
-        return run.Stack(spec, [*uvicorn, "bench.peers.starlette_app:app"], run.ROOT)
+        return run.Stack(spec, run.starlette_command(python), run.ROOT)
     server, _, folder = spec.partition(":")
     render = Path(folder).resolve()
-    package = render.name.replace("-", "_")
     env = dict(run.BENCH_ENV)
     if server == "uvicorn":
-        return run.Stack(spec, [python, "-m", package, "--port", "{port}"], render, env=env)
+        return run.Stack(spec, run.package_command(python, render), render, env=env)
     if server == "hypercorn":
-        command = [*run.hypercorn_command(python), f"{package}:app"]
-        return run.Stack(spec, command, render, env=env)
+        app = render.name.replace("-", "_") + ":app"
+        return run.Stack(spec, [*run.hypercorn_command(python), app], render, env=env)
     raise SystemExit(f"unknown stack {spec!r}: see --help")
 
 

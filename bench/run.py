@@ -64,20 +64,34 @@ def hypercorn_command(python: str) -> list[str]:
     return [python, "-m", "hypercorn", "--config", "hypercorn.toml", "--bind", "127.0.0.1:{port}"]
 
 
+def websockets_command(python: str) -> list[str]:
+    """The baseline: bare ``websockets``, served from this repo."""
+    return [python, "-m", "bench.peers.websockets_server", "{port}"]
+
+
+def starlette_command(python: str) -> list[str]:
+    """The Starlette peer on uvicorn, with the protocol the template's uvicorn setup uses."""
+    uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
+    uvicorn += ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
+    uvicorn += ["--no-access-log", "--log-level", "warning", "--loop", "asyncio"]
+    return [*uvicorn, "bench.peers.starlette_app:app"]
+
+
+def package_command(python: str, project: Path) -> list[str]:
+    """A ``server=uvicorn`` render, served as its README says: ``python -m <package>``."""
+    return [python, "-m", project.name.replace("-", "_"), "--port", "{port}"]
+
+
 def stacks(project: Path, uvicorn_project: Path, redis_project: Path | None) -> list[Stack]:
     python, app = sys.executable, project.name.replace("-", "_") + ":app"
     hypercorn = hypercorn_command(python)
-    uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
-    uvicorn += ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
-    uvicorn += ["--no-access-log", "--log-level", "warning"]
     granian = [python, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
     granian += ["--port", "{port}", "--loop", "uvloop", "--workers", "1", "--log-level", "warning"]
-    package = uvicorn_project.name.replace("-", "_")
     chosen = [
-        Stack(BASELINE, [python, "-m", "bench.peers.websockets_server", "{port}"], ROOT),
-        Stack(STARLETTE, [*uvicorn, "--loop", "asyncio", "bench.peers.starlette_app:app"], ROOT),
+        Stack(BASELINE, websockets_command(python), ROOT),
+        Stack(STARLETTE, starlette_command(python), ROOT),
         Stack(HYPERCORN, [*hypercorn, app], project, rooms=True),
-        Stack(UVICORN, [python, "-m", package, "--port", "{port}"], uvicorn_project, rooms=True),
+        Stack(UVICORN, package_command(python, uvicorn_project), uvicorn_project, rooms=True),
         Stack(
             "quart + hypercorn, asyncio loop",
             [*hypercorn, "--worker-class", "asyncio", app],
@@ -100,14 +114,12 @@ def newest_stacks(python: str, project: Path, uvicorn_project: Path) -> list[Sta
     suffix = f", Python {version}"
     baseline = BASELINE + suffix
     app = project.name.replace("-", "_") + ":app"
-    package = uvicorn_project.name.replace("-", "_")
-    websockets = [python, "-m", "bench.peers.websockets_server", "{port}"]
     return [
-        Stack(baseline, websockets, ROOT, baseline=baseline),
+        Stack(baseline, websockets_command(python), ROOT, baseline=baseline),
         Stack(HYPERCORN + suffix, [*hypercorn_command(python), app], project, baseline=baseline),
         Stack(
             UVICORN + suffix,
-            [python, "-m", package, "--port", "{port}"],
+            package_command(python, uvicorn_project),
             uvicorn_project,
             baseline=baseline,
         ),
