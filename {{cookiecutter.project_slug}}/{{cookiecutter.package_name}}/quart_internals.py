@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Awaitable
+from typing import cast
 
 from hypercorn.typing import (
     ASGIReceiveCallable,
@@ -119,20 +121,19 @@ class DirectSendWebsocket(Websocket):
     if sys.version_info >= (3, 13):
         buffer_class = BoundedBuffer  # type: ignore[assignment]
 
-        async def receive(self) -> str | bytes:
-            if not self._receiving:
-                await self.accept()  # idempotent: a no-op if the handler accepted
-                self._receiving = True
-            return await self.buffer.get()
+        def next_message(self) -> Awaitable[str | bytes]:
+            return self.buffer.get()
 
     else:
 
-        async def receive(self) -> str | bytes:
-            if not self._receiving:
-                await self.accept()
-                self._receiving = True
-            data: str | bytes = await self._receive()
-            return data
+        def next_message(self) -> Awaitable[str | bytes]:
+            return cast(Awaitable[str | bytes], self._receive())
+
+    async def receive(self) -> str | bytes:
+        if not self._receiving:
+            await self.accept()  # idempotent: a no-op if the handler accepted
+            self._receiving = True
+        return await self.next_message()
 
     async def send(self, data: str | bytes) -> None:
         if self._sent is None:
