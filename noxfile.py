@@ -129,7 +129,7 @@ def browser(session: nox.Session) -> None:
     """Drive the rendered page in Debian's Chromium with Playwright; save a screenshot."""
     if not os.environ.get("CHROMIUM_PATH"):  # another Chromium or Chrome, if set
         require_binary(session, "chromium", "chromium")
-    path = render(session, {"broadcast": "true"})
+    path = render(session, {"broadcast": True})
     screenshot = Path(session.create_tmp()).resolve() / "browser-page.png"
     session.chdir(path)
     session.install("-e", ".[test,browser]")
@@ -165,7 +165,6 @@ def deploy_lint(session: nox.Session) -> None:
 # Local images built with debootstrap (no registry is reachable here): tag ->
 # (Debian packages, command). The same root file system serves Redis and nginx.
 SERVICES = "redis-server,nginx-light"
-NGINX = '["nginx", "-g", "daemon off;"]'
 LOCAL_IMAGES = {
     "BASE_IMAGE": ("localhost/quart-ws-base:bookworm", "python3,python3-venv", '["python3"]'),
     "REDIS_IMAGE": ("localhost/quart-ws-redis:bookworm", SERVICES, '["redis-server"]'),
@@ -221,18 +220,17 @@ def container(session: nox.Session) -> None:
                 *session.posargs, env=env)  # fmt: skip
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 def soak(session: nox.Session) -> None:
-    """Not in the bare run: 10,000 misbehaving connections, then look for leaks."""
-    path = render(session, {"server": "uvicorn"})
+    """Not in the bare run: 10,000 misbehaving connections per server, then look for leaks."""
+    path = render(session)  # the default server, uvicorn; Hypercorn comes with it
     session.chdir(path)
     session.install("-e", ".[test]")
     cycles = session.posargs or ["--cycles", "10000", "--steady", "200"]
     session.run("python", "-m", "tests.soak", "--server", "uvicorn", *cycles)
-    # Hypercorn keeps each closed websocket until its next ping: its memory
-    # grows with the churn (README.md of the project, Operate). Shown, not failed.
-    session.run("python", "-m", "tests.soak", "--server", "hypercorn", *cycles,
-                success_codes=[0, 1])  # fmt: skip
+    # Hypercorn must leave nothing behind either, but its memory stays at the
+    # peak its ping task makes it hold: shown, not failed (why uvicorn is the default).
+    session.run("python", "-m", "tests.soak", "--server", "hypercorn", "--memory", "show", *cycles)
 
 
 @nox.session
@@ -246,11 +244,15 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark the rendered app against bare websockets and Starlette; print the table."""
-    path = render(session)
+    path = render(session, {"server": "hypercorn"})
     # Another name, so that both projects install side by side.
     uvicorn_answers = {"server": "uvicorn", "project_name": "Quart WS Uvicorn"}
     uvicorn_path = render(session, uvicorn_answers, folder="rendered-uvicorn")
-    redis_answers = {"broadcast_backend": "redis", "project_name": "Quart WS Redis"}
+    redis_answers = {
+        "broadcast_backend": "redis",
+        "server": "hypercorn",
+        "project_name": "Quart WS Redis",
+    }
     redis_path = render(session, redis_answers, folder="rendered-redis")
     require_binary(session, "redis-server", "redis-server")
     results = Path(session.create_tmp()).resolve() / "bench-results.json"
@@ -295,12 +297,5 @@ def demo(session: nox.Session) -> None:
         f"Broadcast over HTTP: curl -H 'Authorization: Bearer {token}' "
         "--data hello http://127.0.0.1:5000/api/broadcast"
     )
-    session.run(
-        "hypercorn",
-        "--config",
-        "hypercorn.toml",
-        "--bind",
-        "127.0.0.1:5000",
-        f"{path.name.replace('-', '_')}:app",
-        env={"QUART_BROADCAST_TOKEN": token},
-    )
+    package = path.name.replace("-", "_")
+    session.run("python", "-m", package, "--port", "5000", env={"QUART_BROADCAST_TOKEN": token})

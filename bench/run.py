@@ -1,6 +1,7 @@
 """Serve each stack, load it from another core, print one table, write JSON.
 
-    python -m bench.run --project <default render> --uvicorn-project <server=uvicorn render>
+    python -m bench.run --project <server=hypercorn render>
+                        --uvicorn-project <server=uvicorn render>
                         [--redis-project <broadcast_backend=redis render>]
                         [--newest-python <python with the renders installed>]
                         [--quick] [--only NAME]
@@ -378,7 +379,7 @@ def targets(results: dict[str, dict[str, Any]], stack: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--project", type=Path, required=True, help="the default render")
+    parser.add_argument("--project", type=Path, required=True, help="the server=hypercorn render")
     parser.add_argument(
         "--uvicorn-project", type=Path, required=True, help="a render with server=uvicorn"
     )

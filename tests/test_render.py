@@ -108,7 +108,7 @@ def test_uvicorn_server_adds_its_entry_point_and_dependency(render: Render) -> N
 
 
 def test_hypercorn_server_has_no_uvicorn(render: Render) -> None:
-    project = render()
+    project = render(server="hypercorn")
     assert not (project / "quart_ws_app" / "__main__.py").exists()
     for path in project.rglob("*.py"):
         assert not re.search(r"^\s*(from|import) uvicorn", path.read_text(), re.M), path

@@ -26,6 +26,7 @@ from websockets.uri import parse_uri
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP = "{{ cookiecutter.package_name }}:app"
 # The production commands of this project, from its root: Hypercorn always works.
+PRODUCTION = "{{ cookiecutter.server }}"
 SERVERS = {
     "hypercorn": [sys.executable, "-m", "hypercorn", "--config", "hypercorn.toml"],
 {%- if cookiecutter.server == "uvicorn" %}
@@ -76,6 +77,25 @@ def free_port() -> int:
         return port
 
 
+METRICS_TOKEN = "test-metrics"  # run_server(metrics=True) turns /metrics on with it
+
+
+def read_metrics(server: LiveServer) -> dict[str, float]:
+    """The samples of the server's ``/metrics``, summed over their labels."""
+    request = urllib.request.Request(
+        f"{server.http_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    figures: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            name = name.split("{", 1)[0]
+            figures[name] = figures.get(name, 0.0) + float(value)
+    return figures
+
+
 def answers_healthz(server: LiveServer) -> bool:
     """Whether the server answers ``GET /healthz`` with 200."""
     try:
@@ -109,16 +129,19 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 @contextmanager
 def run_server(
     *,
-    server: str = "hypercorn",
+    server: str = PRODUCTION,
     env: dict[str, str] | None = None,
     options: tuple[str, ...] = (),
     port: int | None = None,
+    metrics: bool = False,
 ) -> Iterator[LiveServer]:
     """Serve the app from the project root as ``SERVERS[server]`` does in production.
 
-    ``env`` adds environment variables, ``options`` command-line options.
+    ``env`` adds environment variables, ``options`` command-line options;
+    ``metrics`` turns ``/metrics`` on for ``read_metrics``.
     """
     port = port or free_port()
+    env = {**(env or {}), **({"QUART_METRICS_TOKEN": METRICS_TOKEN} if metrics else {})}
     if server == "hypercorn":
         arguments = ["--bind", f"127.0.0.1:{port}", *options, APP]
     else:
@@ -126,7 +149,7 @@ def run_server(
     process = subprocess.Popen(
         [*SERVERS[server], *arguments],
         cwd=PROJECT_ROOT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # a process group of its own: see test_server.py
     )

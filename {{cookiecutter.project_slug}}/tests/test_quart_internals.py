@@ -7,6 +7,7 @@ assumptions; the whole file runs on every Python and Quart the project allows.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
@@ -103,6 +104,50 @@ async def test_the_connection_ends_when_the_handler_leaves_a_full_queue_behind()
         for _ in range(RECEIVE_QUEUE_SIZE * 3):
             await ws.send("never read")
     # asgi_connect fails the test if the app has not ended after the disconnect.
+
+
+async def read_after_the_handler(app: Quart, messages: int) -> int:
+    """Offer ``messages`` to a handler that closes at once, then disconnect.
+
+    Return how many the app took before it returned: a real server holds the
+    rest in its own queue and waits until they are taken (Hypercorn does).
+    """
+    taken = 0
+
+    @app.websocket("/closes")
+    async def closes() -> None:
+        await websocket.accept()
+        await websocket.close(1008, "no")
+
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        taken += 1
+        if taken == 1:
+            return {"type": "websocket.connect"}
+        if taken > messages + 1:
+            return {"type": "websocket.disconnect", "code": 1000}
+        await asyncio.sleep(0.001)  # a backlog that arrives after the close
+        return {"type": "websocket.receive", "text": "x"}
+
+    async def send(event: dict[str, Any]) -> None:
+        pass
+
+    await asyncio.wait_for(app(websocket_scope("/closes", {}), receive, send), 10)  # type: ignore[arg-type]
+    return taken - 2  # the connect and the disconnect
+
+
+async def test_the_app_reads_until_the_disconnect_after_its_handler_ends() -> None:
+    assert await read_after_the_handler(app_with_route(internals=True), 200) == 200
+
+
+async def test_quart_alone_stops_reading_when_the_handler_ends_up_to_0_22() -> None:
+    """If this fails on Python 3.11-3.12, Quart reads on itself and the loop in
+    ``WebsocketConnection.__call__`` can go; on 3.13 (Quart 0.23) it does."""
+    taken = await read_after_the_handler(app_with_route(internals=False), 200)
+    if sys.version_info >= (3, 13):
+        assert taken == 200
+    else:
+        assert taken < 200
 
 
 async def test_the_app_uses_these_classes(make_app: AppFactory) -> None:

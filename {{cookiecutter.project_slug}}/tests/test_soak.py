@@ -1,18 +1,21 @@
-"""A short soak: misbehaving connections leave nothing behind (``nox -s soak``: 10,000).
+"""A short soak: misbehaving connections leave nothing behind (``python -m tests.soak``: 10,000).
 
-Memory is printed, not asserted: a thousand cycles do not settle the allocator,
-and under Hypercorn closed websockets stay in memory until their next ping
-(see the Operate section of README.md). ``python -m tests.soak`` checks it.
+Memory is printed, not asserted: a thousand cycles do not settle the
+allocator. ``python -m tests.soak`` checks it too.
 """
 
 from __future__ import annotations
 
-from .servers import run_server
+import pytest
+
+from .servers import SERVERS, run_server
 from .soak import SERVER_OPTIONS, report, server_env, soak
 
 
-async def test_a_short_soak_leaks_nothing_and_loses_nothing() -> None:
-    with run_server(env=server_env(), options=SERVER_OPTIONS["hypercorn"]) as server:
-        figures = await soak(server, cycles=1000, steady=20, path="/ws/broadcast")
+@pytest.mark.parametrize("server", SERVERS)
+async def test_a_short_soak_leaks_nothing_and_loses_nothing(server: str) -> None:
+    options = SERVER_OPTIONS[server]
+    with run_server(server=server, env=server_env(), options=options, metrics=True) as live:
+        figures = await soak(live, cycles=1000, steady=20, path="/ws/broadcast")
     print(report(figures))
     assert figures["leaks"] == []

@@ -84,10 +84,10 @@ if sys.version_info >= (3, 13):  # Quart 0.23, as pyproject.toml pins it
 class WebsocketConnection(ASGIWebsocketConnection):
     """Quart's websocket connection: empty bytes kept, received messages bounded."""
 
-    async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        await super().__call__(keep_empty_bytes(receive), send)
-
     if sys.version_info >= (3, 13):
+
+        async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+            await super().__call__(keep_empty_bytes(receive), send)
 
         async def handle_websocket(self, websocket: Websocket, send: ASGISendCallable) -> None:
             try:
@@ -102,6 +102,22 @@ class WebsocketConnection(ASGIWebsocketConnection):
         def __init__(self, app: Quart, scope: WebsocketScope) -> None:
             super().__init__(app, scope)
             self.queue = asyncio.Queue(RECEIVE_QUEUE_SIZE)
+            self.disconnected = False
+
+        async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+            receive = keep_empty_bytes(receive)
+            await super().__call__(receive, send)
+            # Quart up to 0.22 stops receiving once the handler ends. Messages
+            # the client sent before it saw the close then fill the server's
+            # own queue, and Hypercorn waits forever to hand over the
+            # disconnect: the connection is never freed. Read on until the
+            # disconnect, as Quart 0.23 does.
+            while not self.disconnected:
+                self.disconnected = (await receive())["type"] == "websocket.disconnect"
+
+        async def handle_messages(self, receive: ASGIReceiveCallable) -> None:
+            await super().handle_messages(receive)  # returns on the disconnect
+            self.disconnected = True
 
 
 class DirectSendWebsocket(Websocket):
