@@ -20,9 +20,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # nox does not add it
 from tests.matrix import COMBINATIONS, ROOT, cli_pairs
 
 nox.options.default_venv_backend = "uv|virtualenv"
+# Every Python the generated pyproject.toml accepts, oldest first.
+PYTHONS = ["3.11", "3.12", "3.13", "3.14", "3.15"]
+PROJECTS = [nox.param(answers, id=name) for name, answers in COMBINATIONS.items()]
+# The combination with every optional dependency: the redis backend, and uvicorn.
+FULLEST = {"broadcast": True, "broadcast_backend": "redis", "server": "uvicorn"}
+FULLEST_ID = next(name for name, answers in COMBINATIONS.items() if answers == FULLEST)
+
+
+def default_projects() -> list[str]:
+    """Every combination on the oldest and newest Python, the fullest one between.
+
+    The combinations differ in which files a render has, not in what runs on
+    which Python; what differs by Python (Quart 0.22 up to 3.12, 0.23 from 3.13,
+    asyncio) is all in the fullest render. Every pair stays one ``nox -s`` away.
+    """
+    ends = [f"project-{python}({name})" for python in (PYTHONS[0], PYTHONS[-1])
+            for name in COMBINATIONS]  # fmt: skip
+    return ends + [f"project-{python}({FULLEST_ID})" for python in PYTHONS[1:-1]]
+
+
 nox.options.sessions = [
     "template",
-    "project",
+    *default_projects(),
     "lowest",
     "highest",
     "lint",
@@ -32,11 +52,6 @@ nox.options.sessions = [
 # Under CI a missing interpreter fails the run; a local run skips it and says so.
 nox.options.error_on_missing_interpreters = "CI" in os.environ
 
-# Every Python the generated pyproject.toml accepts, oldest first.
-PYTHONS = ["3.11", "3.12", "3.13"]
-PROJECTS = [nox.param(answers, id=name) for name, answers in COMBINATIONS.items()]
-# The combination with every optional dependency: the redis backend, and uvicorn.
-FULLEST = {"broadcast": True, "broadcast_backend": "redis", "server": "uvicorn"}
 COOKIECUTTER = "cookiecutter>=2.7"
 SYSTEM_TMP = tempfile.gettempdir()  # read before nox points TMPDIR into .nox
 
@@ -191,8 +206,9 @@ def local_image(session: nox.Session, env: dict[str, str], variable: str) -> str
         return tag
     rootfs = Path(session.create_tmp()) / "rootfs"
     shutil.rmtree(rootfs, ignore_errors=True)
+    # No mirror named: debootstrap's default, as for any user of this noxfile.
     session.run("debootstrap", "--variant=minbase", f"--include={packages}",
-                "bookworm", str(rootfs), "http://deb.debian.org/debian", external=True)  # fmt: skip
+                "bookworm", str(rootfs), external=True)  # fmt: skip
     # This machine's CA bundle: pip in the image then trusts what pip here trusts.
     bundle = "/etc/ssl/certs/ca-certificates.crt"
     if (rootfs / "etc" / "ssl" / "certs").is_dir():

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .servers import LiveServer, raw_websocket
+from .servers import SERVERS, LiveServer, raw_websocket, run_server
 
 # The close code each server sends its websockets on SIGTERM: this app's
 # shutdown middleware sends 1001 (going away); uvicorn itself sends 1012
@@ -104,20 +104,22 @@ async def test_foreign_origin_is_refused_before_accept(live_server: LiveServer) 
     assert refused.value.response.status_code == 403
 
 
-async def test_sigterm_to_every_process_closes_clients_at_once(live_server: LiveServer) -> None:
+@pytest.mark.parametrize("server", SERVERS)
+async def test_sigterm_to_every_process_closes_clients_at_once(server: str) -> None:
     """As systemd stops a service: SIGTERM to the main process and its workers."""
-    async with (
-        connect(f"{live_server.ws_url}/ws") as one,
-        connect(f"{live_server.ws_url}/ws") as two,
-    ):
-        await one.send("ping")
-        assert await one.recv() == "ping"
-        os.killpg(live_server.process.pid, signal.SIGTERM)
-        for ws in (one, two):
-            with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(ws.recv(), 3)  # well before graceful_timeout
-            assert closed.value.rcvd is not None, "dropped without a close frame"
-            assert closed.value.rcvd.code == GOING_AWAY[live_server.name]
+    with run_server(server=server, options=("--graceful-timeout", "10")) as live_server:
+        async with (
+            connect(f"{live_server.ws_url}/ws") as one,
+            connect(f"{live_server.ws_url}/ws") as two,
+        ):
+            await one.send("ping")
+            assert await one.recv() == "ping"
+            os.killpg(live_server.process.pid, signal.SIGTERM)
+            for ws in (one, two):
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 3)  # well before the graceful timeout
+                assert closed.value.rcvd is not None, "dropped without a close frame"
+                assert closed.value.rcvd.code == GOING_AWAY[live_server.name]
 
 
 async def test_sigterm_closes_clients_with_going_away(live_server: LiveServer) -> None:
