@@ -45,6 +45,7 @@ nox.options.sessions = [
     *default_projects(),
     "lowest",
     "highest",
+    "no_uvloop",
     "lint",
     "deploy_lint",
     "browser",
@@ -137,6 +138,19 @@ def lowest(session: nox.Session) -> None:
 def highest(session: nox.Session) -> None:
     """Newest Python, newest release of every dependency the project allows."""
     test_at(session, "highest")
+
+
+@nox.session(python=PYTHONS[-1], venv_backend="uv")
+def no_uvloop(session: nox.Session) -> None:
+    """A Hypercorn render without uvloop, as on Windows: it starts and passes its tests."""
+    path = render(session, {"server": "hypercorn"})
+    session.chdir(path)
+    session.install("-e", ".[test]")
+    session.run("uv", "pip", "uninstall", "uvloop", external=True)
+    gone = "import importlib.util, sys; sys.exit(importlib.util.find_spec('uvloop') is not None)"
+    session.run("python", "-c", gone)
+    # The real-server tests start it as the README says: hypercorn.toml, no uvloop.
+    session.run("pytest", "-rs", "-n", "2", *session.posargs)
 
 
 @nox.session(python=[PYTHONS[0], PYTHONS[-1]])

@@ -62,7 +62,8 @@ class Stack:
 
 
 def hypercorn_command(python: str) -> list[str]:
-    return [python, "-m", "hypercorn", "--config", "hypercorn.toml", "--bind", "127.0.0.1:{port}"]
+    return [python, "-m", "hypercorn", "--config", "hypercorn.toml", "--worker-class", "uvloop",
+            "--bind", "127.0.0.1:{port}"]  # fmt: skip
 
 
 def websockets_command(python: str) -> list[str]:

@@ -75,7 +75,7 @@ def next_steps(answers: dict[str, Any]) -> str:
     if answers["server"] == "uvicorn":
         production = f"python -m {package}"
     else:
-        production = f"hypercorn --config hypercorn.toml {package}:app"
+        production = f"hypercorn --config hypercorn.toml --worker-class uvloop {package}:app"
     lines = [
         f"Created {slug}/. Next:",
         f"  cd {slug}",

@@ -120,7 +120,8 @@ def test_post_gen_keeps_the_uvicorn_entry_point_only_for_uvicorn(tmp_path: Path)
 
 
 def test_next_steps_give_the_production_command() -> None:
-    assert "hypercorn --config hypercorn.toml quart_ws_app:app" in post_gen.next_steps(GOOD)
+    hypercorn = "hypercorn --config hypercorn.toml --worker-class uvloop quart_ws_app:app"
+    assert hypercorn in post_gen.next_steps(GOOD)
     assert "python -m quart_ws_app" in post_gen.next_steps({**GOOD, "server": "uvicorn"})
 
 

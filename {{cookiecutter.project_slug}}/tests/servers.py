@@ -6,6 +6,7 @@ A pytest plugin (see ``conftest.py``): the ``live_server`` fixture, and
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -25,10 +26,12 @@ from websockets.uri import parse_uri
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP = "{{ cookiecutter.package_name }}:app"
-# The production commands of this project, from its root: Hypercorn always works.
+# The production commands of this project, from its root: Hypercorn always works,
+# with uvloop where it is installed (README.md, Deploy).
 PRODUCTION = "{{ cookiecutter.server }}"
+UVLOOP = ["--worker-class", "uvloop"] if importlib.util.find_spec("uvloop") else []
 SERVERS = {
-    "hypercorn": [sys.executable, "-m", "hypercorn", "--config", "hypercorn.toml"],
+    "hypercorn": [sys.executable, "-m", "hypercorn", "--config", "hypercorn.toml", *UVLOOP],
 {%- if cookiecutter.server == "uvicorn" %}
     "uvicorn": [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
 {%- endif %}

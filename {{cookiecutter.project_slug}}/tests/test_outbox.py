@@ -170,7 +170,7 @@ async def test_a_waiting_send_is_ended_with_its_subscriber(turns: int) -> None:
     await asyncio.sleep(0)  # the task's done callbacks
     assert pump.cancelled()
     # Ended where it waited: cancelled once its task ran, closed if it never did.
-    assert outcome == ["cancelled", "left"] if turns else ["left"]
+    assert outcome == (["cancelled", "left"] if turns else ["left"])
     assert client.sent == []
 
 
