@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=args.workers,
         # websockets' sans-I/O protocol: the cheapest websocket path measured
-        # for Quart (the template's bench/README.md). uvloop is picked by
+        # for Quart (the template's benchmark). uvloop is picked by
         # itself where it is installed.
         ws="websockets-sansio",
         # Larger messages close the connection with 1009.

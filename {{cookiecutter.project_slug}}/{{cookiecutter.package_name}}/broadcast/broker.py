@@ -1,8 +1,9 @@
 """What a broker does: the one interface both backends implement.
 
 A broker carries messages between processes (or within one) and hands them
-to this process's hub. ``broker_memory.py`` serves one process;
-``broker_redis.py`` every process and host sharing a Redis.
+to this process's hub. This project's is ``broker_{{ cookiecutter.broadcast_backend }}.py``; the template
+offers a memory backend (one process) and a redis one (every process and
+host sharing a Redis).
 """
 
 from __future__ import annotations
