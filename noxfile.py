@@ -7,6 +7,7 @@ http://127.0.0.1:5000; ``nox -s bench`` prints the benchmark table.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -261,6 +262,58 @@ def soak(session: nox.Session) -> None:
     # Hypercorn must leave nothing behind either, but its memory stays at the
     # peak its ping task makes it hold: shown, not failed (why uvicorn is the default).
     session.run("python", "-m", "tests.soak", "--server", "hypercorn", "--memory", "show", *cycles)
+
+
+# The modules that hold the logic, by the render that has them.
+MUTATED = {
+    "broadcast-memory-uvicorn": [
+        "broadcast/rooms.py",
+        "broadcast/hub.py",
+        "broadcast/outbox.py",
+        "broadcast/flood.py",
+        "broadcast/broker_memory.py",
+        "limits.py",
+        "origin.py",
+        "tokens.py",
+    ],
+    "broadcast-redis-uvicorn": ["broadcast/broker_redis.py"],
+}
+# Tests that serve the app in another process: mutmut cannot see what they run there.
+SERVED = ["server", "slow_client", "flood", "soak", "operations", "one_worker", "main"]
+MUTATION_GOAL = 0.85
+MUTANT = re.compile(r"^\s*([\w.]+?)\.x[_\u01c1].*: (.+)$")  # package.module.x_function__mutmut_N
+
+
+@nox.session(python=PYTHONS[-1])
+def mutation(session: nox.Session) -> None:
+    """Not in the bare run: mutmut over the modules that hold the logic; 85 % killed each."""
+    scores: dict[str, tuple[int, int]] = {}
+    for name, modules in MUTATED.items():
+        env = test_env(session, COMBINATIONS[name])
+        project = render(session, COMBINATIONS[name], folder=f"rendered-{name}")
+        session.chdir(project)
+        session.install("-e", ".[test]", "mutmut>=3.8,<4")
+        package = project.name.replace("-", "_")
+        ignored = [f"--ignore=tests/test_{test}.py" for test in SERVED]
+        with (project / "pyproject.toml").open("a") as pyproject:
+            pyproject.write(
+                "\n[tool.mutmut]\n"
+                f"source_paths = {[f'{package}/{module}' for module in modules]!r}\n"
+                f"also_copy = [{package!r}, 'hypercorn.toml']\n"
+                f"pytest_add_cli_args = {['-p', 'no:xdist', *ignored]!r}\n"
+            )
+        session.run("mutmut", "run", env=env)
+        results = session.run("mutmut", "results", "--all", "true", silent=True) or ""
+        for line in str(results).splitlines():
+            if match := MUTANT.match(line):
+                killed, total = scores.get(match[1], (0, 0))
+                scores[match[1]] = (killed + (match[2] == "killed"), total + 1)
+    session.log("| module | mutants | killed | score |\n|---|---|---|---|")
+    for module, (killed, total) in sorted(scores.items()):
+        session.log(f"| {module} | {total} | {killed} | {killed / total:.0%} |")
+    low = [module for module, (killed, total) in scores.items() if killed < MUTATION_GOAL * total]
+    if low:
+        session.error(f"below {MUTATION_GOAL:.0%} of mutants killed: {', '.join(sorted(low))}")
 
 
 @nox.session

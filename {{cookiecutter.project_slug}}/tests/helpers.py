@@ -24,6 +24,29 @@ async def wait_for(condition: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+METRICS_TOKEN = "metrics-token"  # make_app(METRICS_TOKEN=METRICS_TOKEN) turns /metrics on
+
+
+async def scrape(app: Quart, token: str | None = METRICS_TOKEN) -> tuple[int, str]:
+    """The status and the text of ``GET /metrics``."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await app.test_client().get("/metrics", headers=headers)
+    return response.status_code, await response.get_data(as_text=True)
+
+
+def sample(text: str, name: str) -> float:
+    """The value of one sample line, ``name`` with its labels, in Prometheus text."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def metric(app: Quart, name: str) -> float:
+    """The value of one sample of ``app``'s metrics (the process's, shared by its apps)."""
+    return sample((await scrape(app))[1], name)
+
+
 def checks_up(app: Quart) -> bool:
     """Every health check of ``app`` is up (a subscription to a message service, say)."""
     return all(check() == "up" for check in app.extensions["health_checks"].values())

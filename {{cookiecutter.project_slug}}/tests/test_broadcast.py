@@ -9,11 +9,12 @@ from quart import Quart, websocket
 from quart.typing import TestClientProtocol as Client
 
 from {{ cookiecutter.package_name }}.broadcast import broadcast, collect_websocket
+from {{ cookiecutter.package_name }}.broadcast.flood import TokenBucket
 from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub, QueueSubscriber
 from {{ cookiecutter.package_name }}.messages import Message
 
 from .asgi_websocket import Closed, asgi_connect
-from .helpers import AppFactory, wait_for
+from .helpers import METRICS_TOKEN, AppFactory, metric, wait_for
 
 TOKEN = "test-token"
 
@@ -182,7 +183,7 @@ async def test_a_flooding_client_is_closed_with_1008_and_others_served(
             while True:
                 await flooder.receive()
         assert closed.value.code == 1008
-        assert "too many messages" in closed.value.reason
+        assert closed.value.reason == "too many messages: at most 5 a second"
         received = 0
         while received < 10:  # the burst went through, to everyone
             message = await calm.receive()
@@ -190,6 +191,47 @@ async def test_a_flooding_client_is_closed_with_1008_and_others_served(
         await calm.send("calm")
         while "calm" not in str(await calm.receive()):
             pass
+
+
+class Clock:
+    """A clock that moves only when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_bucket_lets_a_burst_through_then_refills_at_its_rate() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=4, burst=3, clock=clock)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock.now += 0.5  # two tokens at 4 a second
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    clock.now += 0.25  # exactly one
+    assert bucket.take() is True
+    assert bucket.take() is False
+
+
+def test_the_bucket_saves_up_no_more_than_its_burst() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=10, burst=2, clock=clock)
+    clock.now += 3600
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+
+
+async def test_a_flood_close_is_counted_by_its_reason(make_app: AppFactory) -> None:
+    app = await make_app(MESSAGES_PER_SECOND=1, MESSAGE_BURST=1, METRICS_TOKEN=METRICS_TOKEN)
+    closed = 'websockets_closed_by_server_total{reason="flood"}'
+    before = await metric(app, closed)
+    async with asgi_connect(app, "/ws/broadcast") as flooder:
+        for number in range(3):
+            await flooder.send(f"flood {number}")
+        with pytest.raises(Closed):
+            while True:
+                await flooder.receive()
+    assert await metric(app, closed) == before + 1
 
 
 async def test_deliveries_are_counted(make_app: AppFactory) -> None:

@@ -16,24 +16,10 @@ from websockets.exceptions import InvalidStatus
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 
 from .asgi_websocket import Refused, asgi_connect
-from .helpers import AppFactory
+from .helpers import METRICS_TOKEN, AppFactory, sample, scrape
 from .servers import PROJECT_ROOT, SERVERS, LiveServer, raw_websocket, run_server
 
-TOKEN = "metrics-token"
-
-
-async def scrape(app: Quart, token: str | None = TOKEN) -> tuple[int, str]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = await app.test_client().get("/metrics", headers=headers)
-    return response.status_code, await response.get_data(as_text=True)
-
-
-def sample(text: str, name: str) -> float:
-    """The value of one sample line, ``name`` with its labels, in Prometheus text."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+TOKEN = METRICS_TOKEN
 
 
 async def test_metrics_are_off_without_a_token(app: Quart) -> None:

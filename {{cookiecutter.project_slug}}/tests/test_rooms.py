@@ -11,6 +11,14 @@ import pytest
 from quart import Quart
 
 from {{ cookiecutter.package_name }}.broadcast import broadcast
+from {{ cookiecutter.package_name }}.broadcast.rooms import (
+    BadResume,
+    RoomHistory,
+    RoomMessage,
+    check_room_name,
+    message_key,
+    replay_after,
+)
 
 from .asgi_websocket import AsgiWebsocket, Closed, Refused, asgi_connect
 from .helpers import AppFactory, wait_for
@@ -212,3 +220,46 @@ async def test_room_sockets_get_a_heartbeat(make_app: AppFactory) -> None:
     async with asgi_connect(app, "/ws/rooms/quiet") as ws:
         frame = await receive_frame(ws, heartbeats=True)  # within the 5 s timeout
         assert frame == {"type": "heartbeat"}
+
+
+def history_of(*ids: str, dropped_through: str | None = None) -> RoomHistory:
+    messages = [RoomMessage.create("r", message_id, "x") for message_id in ids]
+    dropped = message_key(dropped_through) if dropped_through else None
+    return RoomHistory(messages, dropped)
+
+
+def ids(replayed: tuple[list[RoomMessage], bool]) -> tuple[list[str], bool]:
+    return [message.id for message in replayed[0]], replayed[1]
+
+
+@pytest.mark.parametrize(
+    ("history", "since", "expected"),
+    [
+        (history_of("5-0", "6-0"), "5-0", (["6-0"], False)),  # a kept message
+        (history_of("5-0", "6-0"), "6-0", ([], False)),  # the newest: nothing to replay
+        (history_of("6-0", dropped_through="5-0"), "5-0", (["6-0"], False)),  # the last dropped
+        (history_of("6-0", dropped_through="5-0"), "4-9", (["6-0"], True)),  # before it: lost
+        (history_of("6-0"), "5-0", (["6-0"], True)),  # older than all kept (expired)
+        (history_of(), "5-0", ([], True)),  # nothing kept at all (a store restart)
+    ],
+)
+def test_a_resume_replays_what_follows_and_says_whether_some_was_lost(
+    history: RoomHistory, since: str, expected: tuple[list[str], bool]
+) -> None:
+    assert ids(replay_after(history, since)) == expected
+
+
+@pytest.mark.parametrize(
+    ("since", "reason"),
+    [("7-0", "is newer than the newest message"), ("5-1", "is not a message of this room")],
+)
+def test_a_resume_from_an_id_never_issued_is_refused(since: str, reason: str) -> None:
+    with pytest.raises(BadResume, match=reason):
+        replay_after(history_of("5-0", "6-0"), since)
+
+
+def test_a_bad_room_name_is_told_the_rule() -> None:
+    assert check_room_name("a" * 65) == (
+        "a room name is 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+    )
+    assert check_room_name("Lobby_1.a-b") is None

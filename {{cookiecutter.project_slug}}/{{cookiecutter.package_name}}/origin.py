@@ -20,7 +20,7 @@ def origin_allowed(origin: str | None, host: str, allowed: frozenset[str]) -> bo
 
 async def check_origin() -> ResponseReturnValue | None:
     """Answer 403 before the handshake is accepted if the Origin is foreign."""
-    origin = websocket.headers.get("Origin")
+    origin = websocket.headers.get("Origin")  # pragma: no mutate (names are case-insensitive)
     if origin_allowed(origin, websocket.host, current_app.config["ALLOWED_ORIGINS"]):
         return None
     HANDSHAKES_REFUSED.labels("origin").inc()

@@ -8,7 +8,7 @@ messages for each it sends, as fast as the server reads.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from quart import current_app, websocket
 
@@ -19,16 +19,21 @@ POLICY_VIOLATION = 1008
 
 
 class TokenBucket:
-    """``rate`` tokens a second, at most ``burst`` saved up; each message takes one."""
+    """``rate`` tokens a second, at most ``burst`` saved up; each message takes one.
 
-    __slots__ = ("burst", "rate", "tokens", "updated")
+    ``clock`` gives the time in seconds (tests pass their own).
+    """
 
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.updated = burst, time.monotonic()
+    __slots__ = ("burst", "clock", "rate", "tokens", "updated")
+
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.updated = burst, clock()
 
     def take(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
         if self.tokens < 1:
