@@ -53,6 +53,24 @@ async def test_every_message_handed_to_the_client_is_counted_once() -> None:
     assert sent.value == 4
 
 
+async def test_a_heartbeat_goes_only_to_an_idle_subscriber_and_is_never_counted() -> None:
+    hub, client, sent = Hub(queue_size=10), Client(), Tally()
+    with hub.subscribe(Outbox("room", 2)) as outbox:
+        hub.beat("beat", "room")  # not open yet: a room still replays its history
+        outbox.open(client.send, sent)
+        hub.beat("beat", "room")
+        assert client.sent == ["beat"]
+        client.room.clear()
+        hub.deliver("one", "room")  # in flight
+        hub.deliver("two", "room")
+        hub.beat("beat", "room")  # the line is busy: no beat, and no slot taken
+        hub.deliver("three", "room")  # the line's second and last slot
+        client.room.set()
+        await wait_for(lambda: len(client.sent) == 4)
+    assert client.sent == ["beat", "one", "two", "three"]
+    assert sent.value == 3  # the messages, not the beat
+
+
 async def test_a_send_may_return_any_awaitable_not_only_a_coroutine() -> None:
     loop = asyncio.get_running_loop()
     ready, later = loop.create_future(), loop.create_future()

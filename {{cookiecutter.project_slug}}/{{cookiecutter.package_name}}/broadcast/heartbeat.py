@@ -5,6 +5,10 @@ dead connection (a sleeping laptop, a proxy that dropped it). Every
 ``QUART_PING_INTERVAL`` seconds each room's clients get a ``heartbeat`` frame;
 ``client.js`` reconnects when it hears nothing for much longer than that.
 One task per process serves every room.
+
+A heartbeat is a control frame, not a message: it has no id, is not counted
+as a delivery, and never waits in a subscriber's line. A subscriber with
+messages on their way gets none: those messages tell the client just as well.
 """
 
 from __future__ import annotations
@@ -12,11 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass
 
 from .hub import EVERYONE, Hub
-from .rooms import RoomMessage
 
-HEARTBEAT = RoomMessage("", (-1, -1), json.dumps({"type": "heartbeat"}))
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """The heartbeat frame, a kind of its own beside ``rooms.RoomMessage``."""
+
+    frame: str = json.dumps({"type": "heartbeat"})
+
+
+BEAT = Beat()
 
 
 class Heartbeat:
@@ -41,4 +53,4 @@ class Heartbeat:
             await asyncio.sleep(self.interval)
             for topic in list(self.hub.topics):
                 if topic != EVERYONE:
-                    self.hub.deliver(HEARTBEAT, topic)
+                    self.hub.beat(BEAT, topic)

@@ -44,6 +44,9 @@ class Subscriber:
     def offer(self, message: Any) -> bool:
         raise NotImplementedError
 
+    def beat(self, control: Any) -> None:
+        """Send a control frame if nothing else is on its way; none by default."""
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -109,6 +112,11 @@ class Hub:
         DELIVERIES.inc(len(subscribers) - len(full))
         for subscriber in full:
             self.cut_off(subscriber)
+
+    def beat(self, control: Any, topic: str) -> None:
+        """Hand a control frame (a heartbeat) to the topic's idle subscribers; never queued."""
+        for subscriber in tuple(self.topics.get(topic, ())):
+            subscriber.beat(control)
 
     def cut_off(self, subscriber: Subscriber) -> None:
         """Drop a subscriber that stopped reading and interrupt its handler.

@@ -116,6 +116,10 @@ class Outbox(Subscriber):
         self.waiting.append(message)
         return True
 
+    def beat(self, control: Any) -> None:
+        if self.pump is None and self.send is not None and not self.waiting and not self.gone:
+            self.start(self.send, control)  # not counted: a control frame, not a message
+
     def open(self, send: Send, sent: Tally | None = None) -> None:
         """Send with ``send`` from now on, starting with the messages that waited.
 

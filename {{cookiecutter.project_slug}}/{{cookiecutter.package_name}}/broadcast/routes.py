@@ -15,7 +15,7 @@ from ..tokens import refuse_without_token
 from .api import broadcast, current_broker
 from .broker import BroadcastUnavailable
 from .flood import rate_limited_messages
-from .heartbeat import HEARTBEAT
+from .heartbeat import Beat
 from .hub import EVERYONE, TRY_AGAIN_LATER, subscription
 from .outbox import Outbox, Send, direct_send
 from .rooms import (
@@ -86,8 +86,8 @@ def live_sender(seen: MessageKey | None) -> Send:
     send = direct_send()
     floor = seen or (-1, -1)
 
-    def send_live(message: RoomMessage) -> Awaitable[None]:
-        if message.key > floor or message is HEARTBEAT:
+    def send_live(message: RoomMessage | Beat) -> Awaitable[None]:
+        if isinstance(message, Beat) or message.key > floor:
             return send(message.frame)
         return nothing_to_send()
 
