@@ -33,6 +33,7 @@ def remove_broadcast_files(root: Path, package: str) -> None:
         "tests/soak.py",
         "tests/test_slow_client.py",
         "tests/test_flood.py",
+        "tests/broadcasting.py",
         "tests/browser/test_broadcast_page.py",
         "tests/browser/test_rooms_page.py",
     )

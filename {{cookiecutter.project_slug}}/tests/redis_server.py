@@ -1,7 +1,8 @@
 """A real redis-server on a free port of 127.0.0.1, for the redis backend's tests.
 
 A pytest plugin (see ``conftest.py``): ``shared_redis`` serves every test of
-the run, ``redis_server`` is a test's own, to stop and restart.
+the run, ``redis_server`` is a test's own, to stop and restart, and
+``two_servers`` two app processes that share it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from .servers import free_port
+from .servers import LiveServer, free_port, run_server
 
 INSTALL_HINT = "redis-server is not on PATH (Debian: apt-get install redis-server)"
+TOKEN = "redis-test-token"  # the broadcast token of two_servers
 
 
 def require_redis_server() -> str:
@@ -95,3 +97,15 @@ def redis_server() -> Iterator[RedisServer]:
     """A redis-server of this test's own, to stop and restart."""
     with running_redis() as server:
         yield server
+
+
+@pytest.fixture
+def two_servers(redis_server: RedisServer) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two server processes sharing ``redis_server``, with ``TOKEN`` to post."""
+    env = {"QUART_REDIS_URL": redis_server.url, "QUART_BROADCAST_TOKEN": TOKEN}
+    env["QUART_MESSAGES_PER_SECOND"] = "1000"  # the rooms' chatter sends 200 a second
+    # Keep everything the chatter sends while a client is away: with the default
+    # 100, a slow run overflows the history and the resume rightly says "missed".
+    env["QUART_ROOM_HISTORY"] = "100000"
+    with run_server(env=env) as first, run_server(env=env) as second:
+        yield first, second

@@ -14,14 +14,10 @@ from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub, QueueSu
 from {{ cookiecutter.package_name }}.messages import Message
 
 from .asgi_websocket import Closed, asgi_connect
+from .broadcasting import subscriber_count
 from .helpers import METRICS_TOKEN, AppFactory, metric, wait_for
 
 TOKEN = "test-token"
-
-
-def subscriber_count(app: Quart) -> int:
-    hub: Hub = app.extensions["broker"].hub
-    return hub.subscriber_count()
 
 
 @pytest.fixture

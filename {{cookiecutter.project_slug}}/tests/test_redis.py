@@ -6,7 +6,6 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from quart import Quart
@@ -15,16 +14,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from {{ cookiecutter.package_name }}.broadcast.broker_redis import decode, encode
 
 from .asgi_websocket import asgi_connect
+from .broadcasting import subscriber_count
 from .helpers import AppFactory, wait_for
-from .redis_server import RedisServer
-from .servers import LiveServer, answers_healthz, run_server
-
-TOKEN = "redis-test-token"
-
-
-def subscriber_count(app: Quart) -> int:
-    count: int = app.extensions["broker"].hub.subscriber_count()
-    return count
+from .redis_server import TOKEN, RedisServer
+from .servers import LiveServer, answers_healthz
 
 
 @pytest.fixture
@@ -66,14 +59,6 @@ def get(url: str, token: str | None = None, data: bytes | None = None) -> tuple[
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
-
-
-@pytest.fixture
-def two_servers(redis_server: RedisServer) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Two Hypercorn processes sharing one redis-server."""
-    env = {"QUART_REDIS_URL": redis_server.url, "QUART_BROADCAST_TOKEN": TOKEN}
-    with run_server(env=env) as first, run_server(env=env) as second:
-        yield first, second
 
 
 async def expect(clients: list[ClientConnection], message: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import AsyncExitStack
-from typing import Any
 
 import pytest
 from quart import Quart
@@ -20,23 +19,11 @@ from {{ cookiecutter.package_name }}.broadcast.rooms import (
     replay_after,
 )
 
-from .asgi_websocket import AsgiWebsocket, Closed, Refused, asgi_connect
+from .asgi_websocket import Closed, Refused, asgi_connect
+from .broadcasting import next_frame, subscriber_count
 from .helpers import AppFactory, wait_for
 
 TOKEN = "room-token"
-
-
-def members(app: Quart, room: str) -> int:
-    count: int = app.extensions["broker"].hub.subscriber_count(room)
-    return count
-
-
-async def receive_frame(ws: AsgiWebsocket, heartbeats: bool = False) -> dict[str, Any]:
-    """The next frame; heartbeats are skipped unless asked for."""
-    while True:
-        frame: dict[str, Any] = json.loads(await ws.receive())
-        if heartbeats or frame["type"] != "heartbeat":
-            return frame
 
 
 async def publish(app: Quart, room: str, *texts: str) -> list[str]:
@@ -56,24 +43,26 @@ async def test_a_message_reaches_its_room_and_no_other(app: Quart) -> None:
         asgi_connect(app, "/ws/rooms/lobby") as bob,
         asgi_connect(app, "/ws/rooms/kitchen") as carol,
     ):
-        await wait_for(lambda: members(app, "lobby") == 2 and members(app, "kitchen") == 1)
+        await wait_for(
+            lambda: subscriber_count(app, "lobby") == 2 and subscriber_count(app, "kitchen") == 1
+        )
         await alice.send("hello lobby")
         for ws in (alice, bob):
-            frame = await receive_frame(ws)
+            frame = await next_frame(ws.receive)
             assert frame["type"] == "message"
             assert frame["room"] == "lobby"
             assert frame["data"] == "hello lobby"
         await carol.send("hello kitchen")
-        assert (await receive_frame(carol))["data"] == "hello kitchen"
+        assert (await next_frame(carol.receive))["data"] == "hello kitchen"
         await alice.send("second")
-        assert (await receive_frame(bob))["data"] == "second"  # not the kitchen's
+        assert (await next_frame(bob.receive))["data"] == "second"  # not the kitchen's
 
 
 async def test_ids_order_the_messages_of_a_room(app: Quart) -> None:
     async with asgi_connect(app, "/ws/rooms/ordered") as ws:
-        await wait_for(lambda: members(app, "ordered") == 1)
+        await wait_for(lambda: subscriber_count(app, "ordered") == 1)
         ids = await publish(app, "ordered", *(str(n) for n in range(30)))
-        frames = [await receive_frame(ws) for _ in range(30)]
+        frames = [await next_frame(ws.receive) for _ in range(30)]
     assert [frame["data"] for frame in frames] == [str(n) for n in range(30)]
     assert [frame["id"] for frame in frames] == ids
     keys = [tuple(map(int, message_id.split("-"))) for message_id in ids]
@@ -85,11 +74,11 @@ async def test_a_hundred_rooms_stay_apart(app: Quart) -> None:
     async with AsyncExitStack() as stack:
         clients = [await stack.enter_async_context(asgi_connect(app, f"/ws/rooms/{room}"))
                    for room in rooms]  # fmt: skip
-        await wait_for(lambda: all(members(app, room) == 1 for room in rooms))
+        await wait_for(lambda: all(subscriber_count(app, room) == 1 for room in rooms))
         for room in rooms:
             await publish(app, room, f"for {room}")
         for room, ws in zip(rooms, clients, strict=True):
-            frame = await receive_frame(ws)
+            frame = await next_frame(ws.receive)
             assert (frame["room"], frame["data"]) == (room, f"for {room}")
         assert all(ws.from_app.empty() for ws in clients)  # and nothing else
 
@@ -97,26 +86,26 @@ async def test_a_hundred_rooms_stay_apart(app: Quart) -> None:
 async def test_resume_replays_what_was_missed_then_live(app: Quart) -> None:
     ids = await publish(app, "resume", *(f"m{n}" for n in range(10)))
     async with asgi_connect(app, f"/ws/rooms/resume?since={ids[3]}") as ws:
-        replayed = [await receive_frame(ws) for _ in range(6)]
+        replayed = [await next_frame(ws.receive) for _ in range(6)]
         assert [frame["data"] for frame in replayed] == [f"m{n}" for n in range(4, 10)]
         await publish(app, "resume", "live")
-        assert (await receive_frame(ws))["data"] == "live"
+        assert (await next_frame(ws.receive))["data"] == "live"
 
 
 async def test_resume_from_the_newest_id_replays_nothing(app: Quart) -> None:
     ids = await publish(app, "uptodate", "a", "b")
     async with asgi_connect(app, f"/ws/rooms/uptodate?since={ids[-1]}") as ws:
-        await wait_for(lambda: members(app, "uptodate") == 1)
+        await wait_for(lambda: subscriber_count(app, "uptodate") == 1)
         await publish(app, "uptodate", "c")
-        assert (await receive_frame(ws))["data"] == "c"
+        assert (await next_frame(ws.receive))["data"] == "c"
 
 
 async def test_a_resume_past_the_history_starts_with_a_missed_notice(app: Quart) -> None:
     ids = await publish(app, "long-gone", *(f"m{n}" for n in range(30)))  # history keeps 20
     async with asgi_connect(app, f"/ws/rooms/long-gone?since={ids[0]}") as ws:
-        notice = await receive_frame(ws)
+        notice = await next_frame(ws.receive)
         assert notice == {"type": "missed", "room": "long-gone", "since": ids[0]}
-        rest = [await receive_frame(ws) for _ in range(20)]
+        rest = [await next_frame(ws.receive) for _ in range(20)]
     assert [frame["data"] for frame in rest] == [f"m{n}" for n in range(10, 30)]
 
 
@@ -125,9 +114,13 @@ async def test_an_expired_history_gives_a_missed_notice(make_app: AppFactory) ->
     ids = await publish(app, "expiring", "seen", "missed")
     await asyncio.sleep(1.2)
     async with asgi_connect(app, f"/ws/rooms/expiring?since={ids[0]}") as ws:
-        assert await receive_frame(ws) == {"type": "missed", "room": "expiring", "since": ids[0]}
+        assert await next_frame(ws.receive) == {
+            "type": "missed",
+            "room": "expiring",
+            "since": ids[0],
+        }
         await publish(app, "expiring", "live")
-        assert (await receive_frame(ws))["data"] == "live"
+        assert (await next_frame(ws.receive))["data"] == "live"
 
 
 @pytest.mark.parametrize("room", ["", "a" * 65, "a b", "ünï", "semi;colon", "a%2Fb"])
@@ -175,12 +168,12 @@ async def test_binary_frames_close_a_room_socket_with_1003(app: Quart) -> None:
 async def test_post_publishes_to_one_room(app: Quart) -> None:
     client = app.test_client()
     async with asgi_connect(app, "/ws/rooms/news") as ws:
-        await wait_for(lambda: members(app, "news") == 1)
+        await wait_for(lambda: subscriber_count(app, "news") == 1)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         response = await client.post("/api/rooms/news/messages", data="posted", headers=headers)
         assert response.status_code == 201
         body = await response.get_json()
-        frame = await receive_frame(ws)
+        frame = await next_frame(ws.receive)
         assert frame == {"type": "message", "room": "news", "id": body["id"], "data": "posted"}
 
 
@@ -206,19 +199,19 @@ async def test_a_message_over_the_limit_closes_only_that_room_client(
 ) -> None:
     app = await make_app(MAX_MESSAGE_SIZE=100)
     async with asgi_connect(app, "/ws/rooms/big") as big, asgi_connect(app, "/ws/rooms/big") as ok:
-        await wait_for(lambda: members(app, "big") == 2)
+        await wait_for(lambda: subscriber_count(app, "big") == 2)
         await big.send("x" * 101)
         with pytest.raises(Closed) as closed:
             await big.receive()
         assert closed.value.code == 1009
         await ok.send("fine")
-        assert (await receive_frame(ok))["data"] == "fine"
+        assert (await next_frame(ok.receive))["data"] == "fine"
 
 
 async def test_room_sockets_get_a_heartbeat(make_app: AppFactory) -> None:
     app = await make_app(PING_INTERVAL=1)
     async with asgi_connect(app, "/ws/rooms/quiet") as ws:
-        frame = await receive_frame(ws, heartbeats=True)  # within the 5 s timeout
+        frame = json.loads(await ws.receive())  # within the 5 s timeout
         assert frame == {"type": "heartbeat"}
 
 

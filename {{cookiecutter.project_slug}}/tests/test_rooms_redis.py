@@ -5,29 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Data
 
+from .broadcasting import next_frame
 from .helpers import wait_for
-from .redis_server import RedisServer
-from .servers import LiveServer, answers_healthz, run_server
+from .redis_server import TOKEN, RedisServer
+from .servers import LiveServer, answers_healthz
 
-TOKEN = "rooms-redis-token"
 ROOM = "lobby"
-
-
-@pytest.fixture
-def two_servers(redis_server: RedisServer) -> Iterator[tuple[LiveServer, LiveServer]]:
-    env = {"QUART_REDIS_URL": redis_server.url, "QUART_BROADCAST_TOKEN": TOKEN}
-    env["QUART_MESSAGES_PER_SECOND"] = "1000"  # the chatter sends 200 a second
-    # Keep everything the chatter sends while a client is away: with the default
-    # 100, a slow run overflows the history and the resume rightly says "missed".
-    env["QUART_ROOM_HISTORY"] = "100000"
-    with run_server(env=env) as first, run_server(env=env) as second:
-        yield first, second
 
 
 def post_to_room(server: LiveServer, text: str) -> str:
@@ -42,18 +31,15 @@ def post_to_room(server: LiveServer, text: str) -> str:
         return message_id
 
 
-async def next_frame(ws: ClientConnection) -> dict[str, Any]:
-    """The next message or notice; heartbeats (every QUART_PING_INTERVAL) are skipped."""
-    while True:
-        frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        if frame["type"] != "heartbeat":
-            return frame
+def receiving(ws: ClientConnection) -> Callable[[], Awaitable[Data]]:
+    """``ws``'s next message, within 10 s."""
+    return lambda: asyncio.wait_for(ws.recv(), 10)
 
 
 async def frames_until(ws: ClientConnection, last_data: str) -> list[dict[str, Any]]:
-    frames = [await next_frame(ws)]
+    frames = [await next_frame(receiving(ws))]
     while frames[-1].get("data") != last_data:
-        frames.append(await next_frame(ws))
+        frames.append(await next_frame(receiving(ws)))
     return frames
 
 
@@ -79,7 +65,7 @@ async def test_a_client_resumes_on_another_process_with_nothing_lost_or_doubled(
         stop = asyncio.Event()
         chatting = asyncio.create_task(keep_publishing(chatter, stop))
         async with connect(first.ws_url + url) as leaving:
-            seen_before = [await next_frame(leaving) for _ in range(10)]
+            seen_before = [await next_frame(receiving(leaving)) for _ in range(10)]
         last_id = seen_before[-1]["id"]
         # Away: 50 messages posted to the other process, chatter going on.
         away = [f"away {n}" for n in range(50)]
@@ -110,7 +96,7 @@ async def test_after_a_redis_restart_a_resume_says_what_was_missed(
     url = f"/ws/rooms/{ROOM}"
     async with connect(first.ws_url + url) as staying:
         old_id = await asyncio.to_thread(post_to_room, second, "before the restart")
-        assert (await next_frame(staying))["id"] == old_id
+        assert (await next_frame(receiving(staying)))["id"] == old_id
 
         redis_server.stop()  # the history goes with it: nothing is saved to disk
         await wait_for(lambda: not answers_healthz(first), within=15)
@@ -118,8 +104,12 @@ async def test_after_a_redis_restart_a_resume_says_what_was_missed(
         await wait_for(lambda: answers_healthz(first) and answers_healthz(second), within=15)
 
         async with connect(f"{second.ws_url}{url}?since={old_id}") as resuming:
-            assert await next_frame(resuming) == {"type": "missed", "room": ROOM, "since": old_id}
+            assert await next_frame(receiving(resuming)) == {
+                "type": "missed",
+                "room": ROOM,
+                "since": old_id,
+            }
             new_id = await asyncio.to_thread(post_to_room, first, "after the restart")
             for ws in (resuming, staying):  # the old socket too: the subscription is back
-                frame = await next_frame(ws)
+                frame = await next_frame(receiving(ws))
                 assert (frame["id"], frame["data"]) == (new_id, "after the restart")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.frames import Close
+from websockets.typing import Data
 
+from .broadcasting import next_frame
 from .servers import SERVERS, LiveServer, raw_websocket, run_server
 
 MESSAGE = "x" * 64 * 1024
@@ -41,20 +42,18 @@ def read_until_close(sock: socket.socket, protocol: ClientProtocol) -> Close | N
     return protocol.close_rcvd
 
 
-async def next_number(ws: ClientConnection) -> str:
-    """The number the next message starts with, in a broadcast or a room frame (JSON)."""
-    while True:
-        text = str(await asyncio.wait_for(ws.recv(), 20))
-        if text.startswith("{"):
-            frame = json.loads(text)
-            if frame["type"] != "message":
-                continue  # a room's heartbeat
-            text = frame["data"]
-        return text.partition(":")[0]
+async def next_number(ws: ClientConnection, room: bool) -> str:
+    """The number the next message starts with: a broadcast's text, or a room frame's data."""
+
+    def receive() -> Awaitable[Data]:
+        return asyncio.wait_for(ws.recv(), 20)
+
+    text = (await next_frame(receive))["data"] if room else str(await receive())
+    return str(text).partition(":")[0]
 
 
-async def receive_all(ws: ClientConnection) -> list[str]:
-    return [await next_number(ws) for _ in range(COUNT)]
+async def receive_all(ws: ClientConnection, room: bool) -> list[str]:
+    return [await next_number(ws, room) for _ in range(COUNT)]
 
 
 @pytest.mark.parametrize("path", ["/ws/broadcast", "/ws/rooms/slow"])
@@ -62,14 +61,15 @@ async def test_stalled_client_is_cut_off_and_others_get_everything(
     small_queue_server: LiveServer, path: str
 ) -> None:
     url = small_queue_server.ws_url + path
+    room = path.startswith("/ws/rooms/")
     expected = [str(number) for number in range(COUNT)]
     with raw_websocket(url) as (sock, protocol):  # and never read
         async with connect(url, max_size=None) as sender, connect(url, max_size=None) as other:
-            other_received = asyncio.create_task(receive_all(other))
+            other_received = asyncio.create_task(receive_all(other, room))
             for number in expected:
                 # Wait for our own copy: a burst would overflow healthy clients too.
                 await sender.send(f"{number}:{MESSAGE}")
-                assert await next_number(sender) == number
+                assert await next_number(sender, room) == number
             assert await asyncio.wait_for(other_received, 20) == expected
         close = await asyncio.to_thread(read_until_close, sock, protocol)
     # Once the stalled socket drains, the close frame queued behind the

@@ -1,0 +1,25 @@
+"""Helpers of the broadcast tests: who is subscribed, and room frames without heartbeats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from quart import Quart
+
+from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
+
+
+def subscriber_count(app: Quart, topic: str = EVERYONE) -> int:
+    """Websockets of ``app`` subscribed to ``topic`` (a room's name, or the broadcast)."""
+    hub: Hub = app.extensions["broker"].hub
+    return hub.subscriber_count(topic)
+
+
+async def next_frame(receive: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    """The next room frame that ``receive`` gets, heartbeats skipped."""
+    while True:
+        frame: dict[str, Any] = json.loads(await receive())
+        if frame["type"] != "heartbeat":
+            return frame
