@@ -1,33 +1,13 @@
-"""Render the template with chosen answers, through cookiecutter's own CLI."""
+"""Fixtures of the template's tests: render the template with chosen answers."""
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from .matrix import ROOT, cli_pairs
-
-
-def cookiecutter(output: Path, answers: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """Run ``cookiecutter --no-input`` as a user would; never raises."""
-    pairs = cli_pairs(answers)
-    return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output), str(ROOT), *pairs],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-Render = Callable[..., Path]
+from .helpers import Render, cookiecutter
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,12 +25,3 @@ def render(tmp_path: Path) -> Render:
         return project
 
     return run
-
-
-def load_hook(name: str) -> ModuleType:
-    """Import ``hooks/<name>.py`` unrendered: its Jinja sits inside a string."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

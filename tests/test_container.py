@@ -22,7 +22,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from .conftest import Render
+from .helpers import Render, free_port
 
 pytestmark = pytest.mark.container
 TOKEN = "container-token"
@@ -36,13 +36,6 @@ def podman(*arguments: str, check: bool = True, timeout: float = 600) -> str:
     if check and result.returncode != 0:
         raise AssertionError(f"podman {' '.join(arguments)} failed:\n{result.stderr}")
     return result.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def build(project: Path, tag: str) -> None:
@@ -65,6 +58,15 @@ def wait_healthy(url: str, within: float = 30) -> None:
             pass
         assert time.monotonic() < deadline, f"{url}/healthz did not answer 200"
         time.sleep(0.3)
+
+
+def answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 def post(url: str, body: str) -> int:
@@ -115,8 +117,9 @@ def test_the_container_serves_echo_and_broadcast_as_non_root(
         async with connect(f"{ws_url}/ws") as echo:
             await echo.send("through the container")
             assert await echo.recv() == "through the container"
+        # The app subscribes a broadcast socket before it accepts it: once
+        # connect() returns, the listener is there for the POST.
         async with connect(f"{ws_url}/ws/broadcast") as listener:
-            await asyncio.sleep(0.2)
             assert await asyncio.to_thread(post, url, "posted") == 204
             assert await asyncio.wait_for(listener.recv(), 10) == "posted"
 
@@ -155,7 +158,10 @@ def redis_server() -> Iterator[int]:
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
         stdout=subprocess.DEVNULL,
     )
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while not answers_ping(port):
+        assert time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.05)
     yield port
     process.terminate()
     process.wait(10)
@@ -183,8 +189,9 @@ def test_two_replicas_of_the_redis_image_share_broadcasts(
             wait_healthy(url)
 
         async def check() -> None:
+            # Subscribed before accept; each replica's Redis subscription is up
+            # once its /healthz answers 200.
             async with connect(urls[1].replace("http", "ws") + "/ws/broadcast") as listener:
-                await asyncio.sleep(0.3)
                 assert await asyncio.to_thread(post, urls[0], "from replica 1") == 204
                 assert await asyncio.wait_for(listener.recv(), 10) == "from replica 1"
 
@@ -233,9 +240,8 @@ def test_compose_spreads_clients_over_replicas_and_broadcasts_reach_all(
     ws_url = compose_stack.replace("http", "ws") + "/ws/broadcast"
 
     async def check() -> None:
-        clients = [await connect(ws_url) for _ in range(6)]
+        clients = [await connect(ws_url) for _ in range(6)]  # each subscribed before accept
         try:
-            await asyncio.sleep(0.5)
             assert await asyncio.to_thread(post, compose_stack, "to every replica") == 204
             for ws in clients:
                 assert await asyncio.wait_for(ws.recv(), 10) == "to every replica"

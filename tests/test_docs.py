@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Render
+from .helpers import Render
 from .matrix import COMBINATIONS
 
 FILE = re.compile(

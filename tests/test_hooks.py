@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, load_hook
+from .helpers import load_hook
+from .matrix import ROOT
 
 pre_gen = load_hook("pre_gen_project")
 post_gen = load_hook("post_gen_project")

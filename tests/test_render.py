@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Render, cookiecutter
+from .helpers import Render, cookiecutter
 from .matrix import COMBINATIONS
 
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".js", ".css", ".txt", ".yml", ".yaml", ".conf"}
