@@ -290,7 +290,8 @@ def mutation(session: nox.Session) -> None:
     scores: dict[str, tuple[int, int]] = {}
     for name, modules in MUTATED.items():
         env = test_env(session, COMBINATIONS[name])
-        project = render(session, COMBINATIONS[name], folder=f"rendered-{name}")
+        session.chdir(ROOT)
+        project = render(session, COMBINATIONS[name], folder=f"rendered-{name}").resolve()
         session.chdir(project)
         session.install("-e", ".[test]", "mutmut>=3.8,<4")
         package = project.name.replace("-", "_")

@@ -82,6 +82,16 @@ async def test_limits_must_be_positive(make_app: AppFactory, key: str) -> None:
         await make_app(**{key: 0})
 
 
+async def test_every_bad_setting_is_named_at_start_up_one_per_line(make_app: AppFactory) -> None:
+    with pytest.raises(ValueError) as error:
+        await make_app(MAX_CONNECTIONS=0, PING_TIMEOUT="soon", MAX_MESSAGE_SIZE=True)
+    assert str(error.value).splitlines() == [
+        "QUART_MAX_MESSAGE_SIZE must be a positive integer, got True",
+        "QUART_MAX_CONNECTIONS must be a positive integer, got 0",
+        "QUART_PING_TIMEOUT must be a positive integer, got 'soon'",
+    ]
+
+
 def test_hypercorn_keepalive_matches_the_configured_defaults() -> None:
     settings = tomllib.loads((PROJECT_ROOT / "hypercorn.toml").read_text())
     assert settings["websocket_ping_interval"] == DEFAULTS["PING_INTERVAL"]

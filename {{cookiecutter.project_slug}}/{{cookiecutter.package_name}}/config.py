@@ -43,26 +43,31 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_CHANNEL": "{{ cookiecutter.package_name }}:broadcast",
 {%- endif %}
 }
+# Every setting whose default is a number is a count, a size or seconds: above zero.
+POSITIVE_INTS = [key for key, value in DEFAULTS.items() if type(value) is int]
 
 
 def load_config(app: Quart, overrides: Mapping[str, Any] | None = None) -> None:
-    """Fill ``app.config`` and check it, so that a bad value fails at start-up."""
+    """Fill ``app.config`` and check it, so that a bad value fails at start-up.
+
+    The one place settings are checked: every bad value is named, one per line.
+    """
     app.config.update(DEFAULTS)
     app.config.from_prefixed_env()  # QUART_FOO=... becomes app.config["FOO"]
     app.config.update(overrides or {})
-    size = positive_int(app.config, "MAX_MESSAGE_SIZE")
-    app.config["MAX_CONTENT_LENGTH"] = size  # POST bodies get the same limit
-    for key in ("MAX_CONNECTIONS", "PING_INTERVAL", "PING_TIMEOUT"):
-        positive_int(app.config, key)
+    problems = [problem for key in POSITIVE_INTS if (problem := not_positive(app.config, key))]
+    if problems:
+        raise ValueError("\n".join(problems))
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_MESSAGE_SIZE"]  # POST bodies too
     app.config["ALLOWED_ORIGINS"] = origin_set(app.config["ALLOWED_ORIGINS"])
 
 
-def positive_int(config: Mapping[str, Any], key: str) -> int:
-    """Return ``config[key]`` as an int above zero, or raise naming the variable."""
+def not_positive(config: Mapping[str, Any], key: str) -> str | None:
+    """What is wrong with ``config[key]`` if it is not an int above zero, naming the variable."""
     value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"QUART_{key} must be a positive integer, got {value!r}")
-    return value
+    if type(value) is not int or value <= 0:
+        return f"QUART_{key} must be a positive integer, got {value!r}"
+    return None
 
 
 def origin_set(value: str | list[str] | frozenset[str]) -> frozenset[str]:

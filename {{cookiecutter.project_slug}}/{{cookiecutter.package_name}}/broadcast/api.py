@@ -8,7 +8,6 @@ from typing import Any
 
 from quart import Quart, current_app
 
-from ..config import positive_int
 from ..messages import Message
 from .broker import BROKER_UP, PUBLISH_FAILURES, BroadcastUnavailable, Broker
 {%- if cookiecutter.broadcast_backend == "redis" %}
@@ -25,9 +24,7 @@ Handler = Callable[..., Awaitable[None]]
 
 def init_broadcast(app: Quart) -> None:
     """Create this process's hub and broker, and expose the broadcast channel."""
-    for key in ("MESSAGES_PER_SECOND", "MESSAGE_BURST"):
-        positive_int(app.config, key)
-    hub = Hub(positive_int(app.config, "BROADCAST_QUEUE_SIZE"))
+    hub = Hub(app.config["BROADCAST_QUEUE_SIZE"])
     broker = BackendBroker(app, hub)
     heartbeat = Heartbeat(hub, app.config["PING_INTERVAL"])
     app.before_serving(heartbeat.start)

@@ -21,7 +21,6 @@ from typing import IO
 
 from quart import Quart
 
-from ..config import positive_int
 from ..messages import Message
 from .hub import EVERYONE, Hub
 from .rooms import MessageKey, RoomHistory, RoomMessage
@@ -63,9 +62,9 @@ class MemoryBroker:
 
     def __init__(self, app: Quart, hub: Hub) -> None:
         self.hub = hub
-        self.max_count = positive_int(app.config, "ROOM_HISTORY")
-        self.max_age_ms = 1000 * positive_int(app.config, "ROOM_HISTORY_SECONDS")
-        self.max_bytes = positive_int(app.config, "ROOM_HISTORY_BYTES")
+        self.max_count: int = app.config["ROOM_HISTORY"]
+        self.max_age_ms: int = 1000 * app.config["ROOM_HISTORY_SECONDS"]
+        self.max_bytes: int = app.config["ROOM_HISTORY_BYTES"]
         self.rooms: dict[str, BoundedHistory] = {}
         self.last_key: dict[str, MessageKey] = {}
         self.next_expiry = 0.0

@@ -29,7 +29,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..config import positive_int
 from ..messages import Message
 from .broker import BroadcastUnavailable
 from .hub import EVERYONE, Hub
@@ -103,9 +102,9 @@ class RedisBroker:
         self.url: str = app.config["REDIS_URL"]
         self.channel: str = app.config["REDIS_CHANNEL"]
         self.history_limits = [
-            positive_int(app.config, "ROOM_HISTORY"),
-            positive_int(app.config, "ROOM_HISTORY_BYTES"),
-            1000 * positive_int(app.config, "ROOM_HISTORY_SECONDS"),
+            app.config["ROOM_HISTORY"],
+            app.config["ROOM_HISTORY_BYTES"],
+            1000 * app.config["ROOM_HISTORY_SECONDS"],
         ]
         self.redis: Redis | None = None
         self.subscribed = False
