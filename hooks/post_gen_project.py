@@ -34,6 +34,7 @@ def remove_broadcast_files(root: Path, package: str) -> None:
         "tests/test_slow_client.py",
         "tests/test_flood.py",
         "tests/broadcasting.py",
+        "tests/test_broker_memory.py",
         "tests/browser/test_broadcast_page.py",
         "tests/browser/test_rooms_page.py",
     )
@@ -44,6 +45,8 @@ def choose_broker(root: Path, package: str, backend: str) -> None:
     for other in BACKENDS:
         if other != backend:
             remove(root, f"{package}/broadcast/broker_{other}.py")
+    if backend != "memory":  # its one-worker guard, and its histories' tests
+        remove(root, f"{package}/broadcast/worker_lock.py", "tests/test_broker_memory.py")
 
 
 def remove_redis_files(root: Path) -> None:

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import Counter, Gauge
 from quart import Quart, websocket
 from quart.typing import TestClientProtocol as Client
 
 from {{ cookiecutter.package_name }}.broadcast import broadcast, collect_websocket
 from {{ cookiecutter.package_name }}.broadcast.flood import TokenBucket
-from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub, QueueSubscriber
+from {{ cookiecutter.package_name }}.broadcast.hub import (
+    DELIVERIES,
+    EVERYONE,
+    SUBSCRIBERS,
+    Hub,
+    QueueSubscriber,
+)
 from {{ cookiecutter.package_name }}.messages import Message
 
 from .asgi_websocket import Closed, asgi_connect
@@ -128,6 +135,7 @@ async def test_hub_cuts_off_a_full_queue_and_serves_the_rest() -> None:
 
     slow_task = asyncio.create_task(stalled())
     await asyncio.sleep(0)
+    before = deliveries_counted()
     with hub.subscribe(QueueSubscriber(EVERYONE, 3)) as reader:
         for number in range(10):
             hub.deliver(number.to_bytes())
@@ -135,6 +143,18 @@ async def test_hub_cuts_off_a_full_queue_and_serves_the_rest() -> None:
         await asyncio.wait({slow_task}, timeout=1)
         assert slow_task.cancelled()
         assert hub.subscriber_count() == 1
+    # The reader's ten, and the three the stalled one queued before it was cut off.
+    assert deliveries_counted() == before + 13
+
+
+def gauge_or_counter(metric: Gauge | Counter) -> float:
+    """The value of an unlabelled prometheus-client metric."""
+    (family,) = metric.collect()
+    return next(s.value for s in family.samples if not s.name.endswith("_created"))
+
+
+def deliveries_counted() -> float:
+    return gauge_or_counter(DELIVERIES)
 
 
 async def test_hub_survives_subscribers_coming_and_going_during_delivery() -> None:
@@ -228,6 +248,27 @@ async def test_a_flood_close_is_counted_by_its_reason(make_app: AppFactory) -> N
             while True:
                 await flooder.receive()
     assert await metric(app, closed) == before + 1
+
+
+async def test_each_broadcast_sent_to_a_client_is_counted_once(make_app: AppFactory) -> None:
+    app = await make_app(METRICS_TOKEN=METRICS_TOKEN)
+    sent = 'websocket_messages_sent_total{route="/ws/broadcast"}'
+    async with asgi_connect(app, "/ws/broadcast") as ws:
+        await wait_for(lambda: subscriber_count(app) == 1)
+        before = await metric(app, sent)
+        async with app.app_context():
+            for number in range(3):
+                await broadcast(str(number))
+        assert [await ws.receive() for _ in range(3)] == ["0", "1", "2"]
+        assert await metric(app, sent) == before + 3
+
+
+async def test_the_hub_counts_its_subscribers_and_beats_nobody_without_error() -> None:
+    hub = Hub(queue_size=1)
+    with hub.subscribe(QueueSubscriber(EVERYONE, 1)), hub.subscribe(QueueSubscriber("r", 1)):
+        assert gauge_or_counter(SUBSCRIBERS) == 2
+        hub.beat("beat", "nobody's room")
+    assert gauge_or_counter(SUBSCRIBERS) == 0
 
 
 async def test_deliveries_are_counted(make_app: AppFactory) -> None:

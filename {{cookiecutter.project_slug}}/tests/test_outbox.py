@@ -241,7 +241,51 @@ async def test_a_send_that_fails_otherwise_is_logged(caplog: pytest.LogCaptureFi
         outbox.open(broken)
         hub.deliver("x")
         await wait_for(lambda: outbox.gone)
-    assert [record.levelno for record in caplog.records] == [logging.ERROR]
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "sending to a subscriber failed"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], TypeError)
+
+
+async def test_a_send_that_fails_after_waiting_is_logged_with_its_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub, client = Hub(queue_size=2), Client()
+    client.room.clear()
+
+    async def broken(message: str) -> None:
+        await client.send(message)
+        raise TypeError("not a frame")
+
+    with hub.subscribe(Outbox(EVERYONE, 2)) as outbox:
+        outbox.open(broken)
+        hub.deliver("x")  # waits for the client, then fails in its task
+        client.room.set()
+        await wait_for(lambda: outbox.gone)
+    [record] = caplog.records
+    assert record.exc_info is not None and isinstance(record.exc_info[1], TypeError)
+
+
+async def test_an_outbox_holds_exactly_its_limit_behind_a_waiting_send() -> None:
+    hub, client = Hub(queue_size=3), Client()
+    client.room.clear()
+    subscribed = asyncio.Event()
+
+    async def lagging() -> None:  # a handler of its own: the cut-off cancels it
+        with hub.subscribe(Outbox(EVERYONE, 3)) as outbox:
+            outbox.open(client.send)
+            subscribed.set()
+            await asyncio.sleep(3600)
+
+    handler = asyncio.create_task(lagging())
+    await subscribed.wait()
+    for number in range(4):  # one in flight, three wait: full, not over
+        hub.deliver(str(number))
+    assert hub.subscriber_count() == 1
+    hub.deliver("one too many")
+    assert hub.subscriber_count() == 0  # cut off
+    await asyncio.wait({handler}, timeout=1)
+    assert handler.cancelled()
 
 
 async def test_the_short_way_to_the_server_sends_text_and_bytes_until_closed() -> None:

@@ -2,28 +2,24 @@
 
 Right for one process (``workers = 1``). Under several workers each process
 would have its own clients and a broadcast would reach only some of them, so
-a second worker of the same server refuses to start, and the server stops
-with it. For several workers or hosts, regenerate with the redis backend.
+a second worker of the same server refuses to start (``worker_lock.py``), and
+the server stops with it. For several workers or hosts, regenerate with the
+redis backend.
 Room histories live in this process and are gone when it restarts: a client
 that resumes afterwards is told that it missed messages.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
-import tempfile
 import time
 from collections import deque
-from pathlib import Path
-from typing import IO
 
 from quart import Quart
 
 from ..messages import Message
 from .hub import EVERYONE, Hub
 from .rooms import MessageKey, RoomHistory, RoomMessage
+from .worker_lock import WorkerLock
 
 
 class BoundedHistory:
@@ -68,40 +64,9 @@ class MemoryBroker:
         self.rooms: dict[str, BoundedHistory] = {}
         self.last_key: dict[str, MessageKey] = {}
         self.next_expiry = 0.0
-        self.worker_lock: IO[bytes] | None = None
-        app.before_serving(self.claim_the_server)
-        app.after_serving(self.release_the_server)
-
-    async def claim_the_server(self) -> None:
-        """Be the only worker of the server that started this process, or refuse to start.
-
-        Workers of Hypercorn (``workers = 2``) and uvicorn share a parent: the
-        first takes a lock named after it, a second one finds it taken.
-        """
-        if multiprocessing.parent_process() is None:
-            return  # not a server's worker process: quart run, tests, one uvicorn process
-        import fcntl  # POSIX only, as the servers' worker processes are here
-
-        name = f"{__package__}-memory-broker-{os.getppid()}.lock"
-        lock = (Path(tempfile.gettempdir()) / name).open("wb")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise RuntimeError(
-                "the memory broadcast backend serves one process only, and this server "
-                "starts several workers: each would reach only its own clients. Run one "
-                "worker, or regenerate the project with broadcast_backend=redis."
-            ) from None
-        self.worker_lock = lock
-
-    async def release_the_server(self) -> None:
-        """Remove the lock file: one per server start would pile up in the temp folder."""
-        if self.worker_lock is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.worker_lock.name)
-            self.worker_lock.close()
-            self.worker_lock = None
+        lock = WorkerLock()
+        app.before_serving(lock.claim)
+        app.after_serving(lock.release)
 
     async def publish(self, message: Message) -> None:
         self.hub.deliver(message, EVERYONE)
