@@ -22,35 +22,18 @@ def remove(root: Path, *relative_paths: str) -> None:
 
 
 def remove_broadcast_files(root: Path, package: str) -> None:
-    shutil.rmtree(root / package / "broadcast")
-    remove(
-        root,
-        "tests/test_broadcast.py",
-        "tests/test_outbox.py",
-        "tests/test_rooms.py",
-        "tests/test_rooms_redis.py",
-        "tests/test_soak.py",
-        "tests/soak.py",
-        "tests/test_slow_client.py",
-        "tests/test_flood.py",
-        "tests/broadcasting.py",
-        "tests/test_broker_memory.py",
-        "tests/browser/test_broadcast_page.py",
-        "tests/browser/test_rooms_page.py",
-    )
+    for folder in (f"{package}/broadcast", "tests/broadcast", "tests/browser/broadcast"):
+        shutil.rmtree(root / folder)
 
 
 def choose_broker(root: Path, package: str, backend: str) -> None:
-    """Keep ``broadcast/broker_<backend>.py``; drop the others."""
+    """Keep ``broadcast/broker_<backend>.py`` and the backend's tests; drop the others."""
     for other in BACKENDS:
         if other != backend:
             remove(root, f"{package}/broadcast/broker_{other}.py")
-    if backend != "memory":  # its one-worker guard, and its histories' tests
-        remove(root, f"{package}/broadcast/worker_lock.py", "tests/test_broker_memory.py")
-
-
-def remove_redis_files(root: Path) -> None:
-    remove(root, "tests/test_redis.py", "tests/test_rooms_redis.py", "tests/redis_server.py")
+            shutil.rmtree(root / "tests" / "broadcast" / other)
+    if backend != "memory":  # its one-worker guard
+        remove(root, f"{package}/broadcast/worker_lock.py")
 
 
 def remove_ci_files(root: Path) -> None:
@@ -62,16 +45,14 @@ def apply_options(root: Path, answers: dict[str, Any]) -> None:
     if answers["ci"] != "github":
         remove_ci_files(root)
     if answers["server"] != "uvicorn":
-        remove(root, f"{package}/__main__.py", "tests/test_main.py")  # serve with uvicorn
+        remove(root, f"{package}/__main__.py")  # serve with uvicorn
+        shutil.rmtree(root / "tests" / "uvicorn")
     if answers["broadcast"]:
         choose_broker(root, package, answers["broadcast_backend"])
     else:
         remove_broadcast_files(root, package)
     if answers["broadcast_backend"] != "redis":  # the pre-gen hook ties redis to broadcast
-        remove_redis_files(root)
         remove(root, "nginx.conf")  # the proxy in front of several replicas
-    if not answers["broadcast"] or answers["broadcast_backend"] != "memory":
-        remove(root, "tests/test_one_worker.py")  # the memory backend's single process
 
 
 def next_steps(answers: dict[str, Any]) -> str:

@@ -87,8 +87,10 @@ def test_post_gen_keeps_the_chosen_broker(tmp_path: Path) -> None:
     broadcast = project / "quart_ws_app" / "broadcast"
     assert (broadcast / "broker.py").exists()  # the protocol
     assert [path.name for path in broadcast.glob("broker_*.py")] == ["broker_redis.py"]
-    assert (project / "tests" / "test_redis.py").exists()
-    assert (project / "tests" / "test_rooms_redis.py").exists()
+    tests = project / "tests" / "broadcast"
+    assert (tests / "redis" / "test_redis.py").exists()
+    assert not (tests / "memory").exists()
+    assert not (broadcast / "worker_lock.py").exists()  # the memory backend's guard
 
 
 def test_post_gen_removes_broadcast_files(tmp_path: Path) -> None:
@@ -96,6 +98,8 @@ def test_post_gen_removes_broadcast_files(tmp_path: Path) -> None:
     post_gen.apply_options(project, {**GOOD, "broadcast": False})
     names = {path.name for path in project.rglob("*")}
     assert not (project / "quart_ws_app" / "broadcast").exists()
+    assert not (project / "tests" / "broadcast").exists()
+    assert not (project / "tests" / "browser" / "broadcast").exists()
     for gone in (
         "hub.py",
         "broker.py",
@@ -112,11 +116,11 @@ def test_post_gen_keeps_the_uvicorn_entry_point_only_for_uvicorn(tmp_path: Path)
     hypercorn = copy_template(tmp_path / "hypercorn")
     post_gen.apply_options(hypercorn, GOOD)
     assert not (hypercorn / "quart_ws_app" / "__main__.py").exists()
-    assert not (hypercorn / "tests" / "test_main.py").exists()
+    assert not (hypercorn / "tests" / "uvicorn").exists()
     uvicorn = copy_template(tmp_path / "uvicorn")
     post_gen.apply_options(uvicorn, {**GOOD, "server": "uvicorn"})
     assert "uvicorn.run(" in (uvicorn / "quart_ws_app" / "__main__.py").read_text()
-    assert (uvicorn / "tests" / "test_main.py").exists()
+    assert (uvicorn / "tests" / "uvicorn" / "test_main.py").exists()
     assert (uvicorn / "hypercorn.toml").exists()  # Hypercorn keeps working
 
 

@@ -19,7 +19,7 @@ from .helpers import AppFactory, Connect, checks_up, wait_for
 pytest_plugins = [
     "tests.servers",
 {%- if cookiecutter.broadcast_backend == "redis" %}
-    "tests.redis_server",
+    "tests.broadcast.redis.redis_server",
 {%- endif %}
 ]
 

@@ -3,8 +3,8 @@
 Workers of Hypercorn (``workers = 2``) and uvicorn share a parent: the first
 takes a lock file named after it, a second one finds it taken and refuses to
 start, which stops the server with the reason. It runs only in a server's
-worker processes, so the tests that start real servers (``test_one_worker.py``)
-are what check it.
+worker processes, so the tests that start real servers check it
+(``tests/broadcast/memory/test_one_worker.py``).
 """
 
 from __future__ import annotations

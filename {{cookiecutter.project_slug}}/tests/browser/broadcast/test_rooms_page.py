@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from ..servers import LiveServer, run_server
-from .pages import open_connected, open_page, send
+from ...servers import LiveServer, run_server
+from ..pages import open_connected, open_page, send
 
 pytestmark = pytest.mark.browser
 

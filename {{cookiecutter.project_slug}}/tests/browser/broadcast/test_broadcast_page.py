@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, expect
 
-from ..servers import LiveServer
-from .pages import open_connected, send
+from ...servers import LiveServer
+from ..pages import open_connected, send
 
 pytestmark = pytest.mark.browser
 

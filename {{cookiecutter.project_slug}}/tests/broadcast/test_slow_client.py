@@ -12,8 +12,8 @@ from websockets.client import ClientProtocol
 from websockets.frames import Close
 from websockets.typing import Data
 
+from ..servers import SERVERS, LiveServer, raw_websocket, run_server
 from .broadcasting import next_frame
-from .servers import SERVERS, LiveServer, raw_websocket, run_server
 
 MESSAGE = "x" * 64 * 1024
 COUNT = 200  # 12.5 MiB: more than the kernel buffers a stalled reader can absorb

@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .servers import APP, PROJECT_ROOT, SERVERS, free_port, run_server
+from ...servers import APP, PROJECT_ROOT, SERVERS, free_port, run_server
 
 
 def test_hypercorn_with_two_workers_stops_and_names_the_fix() -> None:

@@ -1,6 +1,6 @@
 """A soak test that finds leaks: many misbehaving connections against a real server.
 
-    python -m tests.soak --cycles 10000 --steady 200 [--server SERVER]
+    python -m tests.broadcast.soak --cycles 10000 --steady 200 [--server SERVER]
 
 Connection cycles mix clean closes, abrupt drops (RST), half-finished
 handshakes, garbage bytes instead of a handshake, and connections that vanish
@@ -25,7 +25,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from .servers import PRODUCTION, SERVERS, LiveServer, read_metrics, run_server
+from ..servers import PRODUCTION, SERVERS, LiveServer, read_metrics, run_server
 
 # The figures that must come back to their starting values.
 COUNTS = ("process_open_fds", "asyncio_tasks", "websocket_connections", "broadcast_subscribers")
@@ -190,7 +190,7 @@ def report(figures: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.broadcast.soak", description=__doc__)
     parser.add_argument("--cycles", type=int, default=10_000)
     parser.add_argument("--steady", type=int, default=200)
     parser.add_argument("--path", default="/ws/broadcast", help="of the steady clients")

@@ -1,14 +1,16 @@
-"""A short soak: misbehaving connections leave nothing behind (``python -m tests.soak``: 10,000).
+"""A short soak: misbehaving connections leave nothing behind.
+
+``python -m tests.broadcast.soak`` runs 10,000.
 
 Memory is printed, not asserted: 500 cycles do not settle the
-allocator. ``python -m tests.soak`` checks it too.
+allocator. ``python -m tests.broadcast.soak`` checks it too.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from .servers import SERVERS, run_server
+from ..servers import SERVERS, run_server
 from .soak import SERVER_OPTIONS, report, server_env, soak
 
 

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
 
-from .servers import SERVERS, LiveServer, raw_websocket, read_metrics, run_server
+from ..servers import SERVERS, LiveServer, raw_websocket, read_metrics, run_server
 
 BACKLOG = 10_000  # messages sent at once, before reading anything
 RATE, BURST = 50, 40

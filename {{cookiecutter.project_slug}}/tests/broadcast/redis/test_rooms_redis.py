@@ -11,10 +11,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Data
 
-from .broadcasting import next_frame
-from .helpers import wait_for
+from ...helpers import wait_for
+from ...servers import LiveServer, answers_healthz
+from ..broadcasting import next_frame
 from .redis_server import TOKEN, RedisServer
-from .servers import LiveServer, answers_healthz
 
 ROOM = "lobby"
 

@@ -13,11 +13,11 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from {{ cookiecutter.package_name }}.broadcast.broker_redis import decode, encode
 
-from .asgi_websocket import asgi_connect
-from .broadcasting import subscriber_count
-from .helpers import AppFactory, wait_for
+from ...asgi_websocket import asgi_connect
+from ...helpers import AppFactory, wait_for
+from ...servers import LiveServer, answers_healthz
+from ..broadcasting import subscriber_count
 from .redis_server import TOKEN, RedisServer
-from .servers import LiveServer, answers_healthz
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from {{ cookiecutter.package_name }}.broadcast.rooms import (
     replay_after,
 )
 
-from .asgi_websocket import Closed, Refused, asgi_connect
+from ..asgi_websocket import Closed, Refused, asgi_connect
+from ..helpers import AppFactory, wait_for
 from .broadcasting import next_frame, subscriber_count
-from .helpers import AppFactory, wait_for
 
 TOKEN = "room-token"
 

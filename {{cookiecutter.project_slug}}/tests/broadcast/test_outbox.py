@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }}.broadcast.outbox import Outbox, send_now
 from {{ cookiecutter.package_name }}.metrics import Tally
 from {{ cookiecutter.package_name }}.shutdown import OpenSocket
 
-from .helpers import wait_for
+from ..helpers import wait_for
 
 
 class Client:

@@ -20,9 +20,9 @@ from {{ cookiecutter.package_name }}.broadcast.hub import (
 )
 from {{ cookiecutter.package_name }}.messages import Message
 
-from .asgi_websocket import Closed, asgi_connect
+from ..asgi_websocket import Closed, asgi_connect
+from ..helpers import METRICS_TOKEN, AppFactory, metric, wait_for
 from .broadcasting import subscriber_count
-from .helpers import METRICS_TOKEN, AppFactory, metric, wait_for
 
 TOKEN = "test-token"
 

@@ -7,7 +7,7 @@ import signal
 {%- if cookiecutter.broadcast and cookiecutter.broadcast_backend == "memory" %}
 import subprocess
 
-from .servers import PROJECT_ROOT, SERVERS
+from ..servers import PROJECT_ROOT, SERVERS
 
 
 def test_several_workers_are_refused_with_the_memory_backend() -> None:
@@ -32,8 +32,8 @@ def test_several_workers_are_refused_with_the_memory_backend() -> None:
 
 from websockets.asyncio.client import connect
 
-from .helpers import wait_for
-from .servers import run_server
+from ..helpers import wait_for
+from ..servers import run_server
 
 
 def group_alive(group: int) -> bool:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from .servers import LiveServer, free_port, run_server
+from ...servers import LiveServer, free_port, run_server
 
 INSTALL_HINT = "redis-server is not on PATH (Debian: apt-get install redis-server)"
 TOKEN = "redis-test-token"  # the broadcast token of two_servers
