@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .servers import SERVERS, LiveServer, raw_websocket, run_server
+from .servers import SERVERS, UVLOOP, LiveServer, raw_websocket, run_server
 
 # The close code each server sends its websockets on SIGTERM: this app's
 # shutdown middleware sends 1001 (going away); uvicorn itself sends 1012
@@ -122,7 +123,20 @@ async def test_sigterm_to_every_process_closes_clients_at_once(server: str) -> N
                 assert closed.value.rcvd.code == GOING_AWAY[live_server.name]
 
 
-async def test_sigterm_closes_clients_with_going_away(live_server: LiveServer) -> None:
+# Hypercorn on asyncio's own loop (no uvloop: Windows) from Python 3.12: on
+# SIGTERM its worker awaits asyncio.Server.wait_closed(), which since 3.12 waits
+# for every open connection, before its graceful timeout: websockets are never
+# closed and the worker never ends. uvloop's server does not wait (README.md,
+# Deploy). This canary fails the day Hypercorn stops hanging there.
+HYPERCORN_HANGS_ON_SIGTERM = not UVLOOP and sys.version_info >= (3, 12)
+
+
+async def test_sigterm_closes_clients_with_going_away(
+    live_server: LiveServer, request: pytest.FixtureRequest
+) -> None:
+    if live_server.name == "hypercorn" and HYPERCORN_HANGS_ON_SIGTERM:
+        reason = "Hypercorn hangs in Server.wait_closed() without uvloop on Python 3.12+"
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     async with connect(f"{live_server.ws_url}/ws") as ws:
         await ws.send("ping")
         assert await ws.recv() == "ping"
