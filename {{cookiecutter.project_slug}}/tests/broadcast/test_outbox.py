@@ -188,7 +188,8 @@ async def test_a_waiting_send_is_ended_with_its_subscriber(turns: int) -> None:
     await asyncio.sleep(0)  # the task's done callbacks
     assert pump.cancelled()
     # Ended where it waited: cancelled once its task ran, closed if it never did.
-    assert outcome == (["cancelled", "left"] if turns else ["left"])
+    expected = ["cancelled", "left"] if turns else ["left"]
+    assert outcome == expected
     assert client.sent == []
 
 
@@ -231,27 +232,13 @@ async def test_a_gone_client_drops_later_messages_quietly(
     assert not caplog.records
 
 
-async def test_a_send_that_fails_otherwise_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    hub = Hub(queue_size=2)
-
-    async def broken(message: str) -> None:
-        raise TypeError("not a frame")
-
-    with hub.subscribe(Outbox(EVERYONE, 2)) as outbox:
-        outbox.open(broken)
-        hub.deliver("x")
-        await wait_for(lambda: outbox.gone)
-    [record] = caplog.records
-    assert record.levelno == logging.ERROR
-    assert record.getMessage() == "sending to a subscriber failed"
-    assert record.exc_info is not None and isinstance(record.exc_info[1], TypeError)
-
-
-async def test_a_send_that_fails_after_waiting_is_logged_with_its_error(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("waits", [False, True], ids=["at once", "after waiting"])
+async def test_a_send_that_fails_otherwise_is_logged_with_its_error(
+    caplog: pytest.LogCaptureFixture, waits: bool
 ) -> None:
     hub, client = Hub(queue_size=2), Client()
-    client.room.clear()
+    if waits:
+        client.room.clear()
 
     async def broken(message: str) -> None:
         await client.send(message)
@@ -259,10 +246,12 @@ async def test_a_send_that_fails_after_waiting_is_logged_with_its_error(
 
     with hub.subscribe(Outbox(EVERYONE, 2)) as outbox:
         outbox.open(broken)
-        hub.deliver("x")  # waits for the client, then fails in its task
+        hub.deliver("x")  # fails within the delivery, or in its task once the client reads
         client.room.set()
         await wait_for(lambda: outbox.gone)
     [record] = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "sending to a subscriber failed"
     assert record.exc_info is not None and isinstance(record.exc_info[1], TypeError)
 
 
