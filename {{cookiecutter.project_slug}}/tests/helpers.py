@@ -7,7 +7,10 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
+from hypercorn.typing import ASGISendEvent
 from quart import Quart
+
+from {{ cookiecutter.package_name }}.sockets import OpenSocket
 
 from .asgi_websocket import AsgiWebsocket
 
@@ -50,3 +53,18 @@ async def metric(app: Quart, name: str) -> float:
 def checks_up(app: Quart) -> bool:
     """Every health check of ``app`` is up (a subscription to a message service, say)."""
     return all(check() == "up" for check in app.extensions["health_checks"].values())
+
+
+class RecordingSocket(OpenSocket):
+    """An accepted ``OpenSocket`` whose server records what it is sent, for unit tests."""
+
+    def __init__(self) -> None:
+        self.events: list[ASGISendEvent] = []
+        super().__init__(self.record, set())
+        self.open_sockets.add(self)
+
+    async def record(self, event: ASGISendEvent) -> None:
+        self.events.append(event)
+
+    def close_codes(self) -> list[int]:
+        return [event["code"] for event in self.events if event["type"] == "websocket.close"]

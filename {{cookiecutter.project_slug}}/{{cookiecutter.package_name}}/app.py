@@ -20,6 +20,7 @@ from .origin import check_origin
 from .quart_internals import use_quart_internals
 from .routes import blueprint
 from .shutdown import CloseOnShutdown
+from .sockets import SocketClosed, end_quietly
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
@@ -33,6 +34,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app.before_websocket(check_origin)
     app.before_websocket(count_open)
     app.teardown_websocket(count_closed)
+    app.register_error_handler(SocketClosed, end_quietly)
     app.register_blueprint(blueprint)
     app.register_blueprint(metrics_blueprint)
 {%- if cookiecutter.broadcast %}

@@ -11,10 +11,9 @@ listed below and checked against each supported release by
   (uvicorn);
 - up to 0.22 received messages wait in the connection's ``queue``; from 0.23
   (Python 3.13 and later) in the websocket's ``buffer``;
-- ``Websocket._send`` sends one message, without the ``asyncio.sleep(0)`` and
-  the repeated ``accept()`` that Quart's ``send`` adds to every message;
-  ``Websocket._receive`` (up to 0.22) and ``Websocket.buffer.get`` (0.23) read
-  one, without the ``accept()`` of Quart's ``receive``.
+- ``Websocket._receive`` (up to 0.22) and ``Websocket.buffer.get`` (0.23) read
+  one message, without the ``accept()`` that Quart's ``receive`` repeats for
+  every message.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers import Websocket
 
 from .metrics import MESSAGES_SENT, Tally
+from .sockets import OpenSocket, socket_of
 
 # Messages received but not yet read by the handler. Once this many wait,
 # Quart stops reading, the server stops reading the socket, and TCP flow
@@ -121,7 +121,7 @@ class WebsocketConnection(ASGIWebsocketConnection):
 
 
 class DirectSendWebsocket(Websocket):
-    """Quart's websocket, with a ``send`` that goes straight to the server.
+    """Quart's websocket, sending through the app's one send path (``sockets.py``).
 
     Quart's ``send`` first yields to the event loop, then calls ``accept()``
     again, for every message, and its ``receive`` calls ``accept()`` (which
@@ -131,7 +131,8 @@ class DirectSendWebsocket(Websocket):
     sends a long burst holds the event loop until then.
     """
 
-    _sent: Tally | None = None  # this route's count of messages sent, once accepted
+    _socket: OpenSocket | None = None  # where sends go, once accepted
+    _sent: Tally | None = None  # this route's count of messages sent
     _receiving = False  # accepted by the first receive
 
     if sys.version_info >= (3, 13):
@@ -152,11 +153,12 @@ class DirectSendWebsocket(Websocket):
         return await self.next_message()
 
     async def send(self, data: str | bytes) -> None:
-        if self._sent is None:
+        if self._socket is None or self._sent is None:
             await self.accept()  # idempotent: a no-op if the handler accepted
+            self._socket = socket_of(self.scope)
             rule = self.url_rule
             self._sent = MESSAGES_SENT.labels(rule.rule if rule is not None else "unrouted")
-        await self._send(data)
+        await self._socket.send_data(data)
         self._sent.inc()
 
 

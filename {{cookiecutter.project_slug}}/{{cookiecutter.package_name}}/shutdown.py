@@ -7,63 +7,23 @@ Two ways a worker stops, and what would happen to its clients without this:
 - SIGTERM to the worker process itself (systemd's default ``KillMode``, or
   ``pkill``): the worker has no handler for it and dies on the spot.
 ``CloseOnShutdown`` sends every open websocket a 1001 close in both cases, so
-that clients know to reconnect.
+that clients know to reconnect. To know them, it gives each websocket its
+``sockets.OpenSocket``, the one way the app sends to it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import os
 import signal
-from collections.abc import Awaitable
 from typing import cast
 
-from hypercorn.typing import (
-    ASGIFramework,
-    ASGIReceiveCallable,
-    ASGISendCallable,
-    ASGISendEvent,
-    Scope,
-)
+from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
 
-CLOSE_GOING_AWAY: ASGISendEvent = {
-    "type": "websocket.close",
-    "code": 1001,
-    "reason": "server shutting down",
-}
+from .sockets import OPEN_SOCKET, OpenSocket
 
-
-class OpenSocket:
-    """One websocket, as the middleware sees it; in the scope under ``OPEN_SOCKET``."""
-
-    __slots__ = ("closed", "send")
-
-    def __init__(self, send: ASGISendCallable) -> None:
-        self.send = send
-        self.closed = False
-
-    def send_data(self, data: str | bytes) -> Awaitable[None]:
-        """Send one message straight to the server, unless the socket was closed.
-
-        The short way to send one message to many sockets: it skips Quart's
-        send (and its ``websocket_sent`` signal); accept the connection first.
-        It returns the server's own ``send`` rather than wrapping it in another
-        coroutine: one frame less per message and subscriber.
-        """
-        if self.closed:
-            return nothing_to_send()
-        if isinstance(data, str):
-            return self.send({"type": "websocket.send", "bytes": None, "text": data})
-        return self.send({"type": "websocket.send", "bytes": data, "text": None})
-
-
-async def nothing_to_send() -> None:
-    """What a send returns when it has nothing to send."""
-
-
-OPEN_SOCKET = "quart_ws.open_socket"  # the scope key
+GOING_AWAY = 1001
 
 
 class CloseOnShutdown:
@@ -82,34 +42,19 @@ class CloseOnShutdown:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        sock = OpenSocket(send)
+        sock = OpenSocket(send, self.open_sockets)
         scope = cast(Scope, {**scope, OPEN_SOCKET: sock})
-
-        async def tracking_send(message: ASGISendEvent) -> None:
-            if sock.closed:
-                return  # closed for the shutdown: the app's late sends go nowhere
-            if message["type"] == "websocket.accept":
-                self.open_sockets.add(sock)
-            elif message["type"] == "websocket.close":
-                sock.closed = True
-                self.open_sockets.discard(sock)
-            await send(message)
-
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, sock.send_event)
         except asyncio.CancelledError:
             await self.close(sock)
             raise
         finally:
-            self.open_sockets.discard(sock)
+            sock.mark_closed()  # however the app ended: it holds no socket now
 
     async def close(self, sock: OpenSocket) -> None:
         if sock in self.open_sockets:  # accepted, and not closed yet
-            sock.closed = True
-            self.open_sockets.discard(sock)
-            # The connection may be going away under us: a failed close changes nothing.
-            with contextlib.suppress(Exception):
-                await sock.send(CLOSE_GOING_AWAY)
+            await sock.close(GOING_AWAY, "server shutting down")
 
     async def close_all(self) -> None:
         await asyncio.gather(*(self.close(sock) for sock in list(self.open_sockets)))

@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.broadcast.hub import (
 from {{ cookiecutter.package_name }}.messages import Message
 
 from ..asgi_websocket import Closed, asgi_connect
-from ..helpers import METRICS_TOKEN, AppFactory, metric, wait_for
+from ..helpers import METRICS_TOKEN, AppFactory, RecordingSocket, metric, wait_for
 from .broadcasting import subscriber_count
 
 TOKEN = "test-token"
@@ -127,22 +127,16 @@ async def test_oversized_broadcast_message_closes_with_1009(make_app: AppFactory
 
 
 async def test_hub_cuts_off_a_full_queue_and_serves_the_rest() -> None:
-    hub = Hub(queue_size=3)
-
-    async def stalled() -> None:
-        with hub.subscribe(QueueSubscriber(EVERYONE, 3)):
-            await asyncio.sleep(3600)  # never reads its queue
-
-    slow_task = asyncio.create_task(stalled())
-    await asyncio.sleep(0)
+    hub, stalled_socket = Hub(queue_size=3), RecordingSocket()
     before = deliveries_counted()
-    with hub.subscribe(QueueSubscriber(EVERYONE, 3)) as reader:
-        for number in range(10):
-            hub.deliver(number.to_bytes())
-            assert reader.queue.get_nowait() == number.to_bytes()
-        await asyncio.wait({slow_task}, timeout=1)
-        assert slow_task.cancelled()
-        assert hub.subscriber_count() == 1
+    with hub.subscribe(QueueSubscriber(EVERYONE, stalled_socket, 3)) as stalled:
+        with hub.subscribe(QueueSubscriber(EVERYONE, RecordingSocket(), 3)) as reader:
+            for number in range(10):
+                hub.deliver(number.to_bytes())
+                assert reader.queue.get_nowait() == number.to_bytes()
+            assert hub.subscriber_count() == 1
+        assert stalled.queue.empty()  # what it queued is freed at once
+        await wait_for(lambda: stalled_socket.close_codes() == [1013])
     # The reader's ten, and the three the stalled one queued before it was cut off.
     assert deliveries_counted() == before + 13
 
@@ -162,7 +156,7 @@ async def test_hub_survives_subscribers_coming_and_going_during_delivery() -> No
     received: list[int] = []
 
     async def short_lived(ticks: int) -> None:
-        with hub.subscribe(QueueSubscriber(EVERYONE, 1000)):
+        with hub.subscribe(QueueSubscriber(EVERYONE, RecordingSocket(), 1000)):
             for _ in range(ticks):
                 await asyncio.sleep(0)
 
@@ -265,7 +259,8 @@ async def test_each_broadcast_sent_to_a_client_is_counted_once(make_app: AppFact
 
 async def test_the_hub_counts_its_subscribers_and_beats_nobody_without_error() -> None:
     hub = Hub(queue_size=1)
-    with hub.subscribe(QueueSubscriber(EVERYONE, 1)), hub.subscribe(QueueSubscriber("r", 1)):
+    everyone = QueueSubscriber(EVERYONE, RecordingSocket(), 1)
+    with hub.subscribe(everyone), hub.subscribe(QueueSubscriber("r", RecordingSocket(), 1)):
         assert gauge_or_counter(SUBSCRIBERS) == 2
         hub.beat("beat", "nobody's room")
     assert gauge_or_counter(SUBSCRIBERS) == 0

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import pytest
-from hypercorn.typing import ASGISendEvent
 
 from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
-from {{ cookiecutter.package_name }}.broadcast.outbox import Outbox, send_now
+from {{ cookiecutter.package_name }}.broadcast.outbox import Outbox
 from {{ cookiecutter.package_name }}.metrics import Tally
-from {{ cookiecutter.package_name }}.shutdown import OpenSocket
+from {{ cookiecutter.package_name }}.sockets import SocketClosed
 
-from ..helpers import wait_for
+from ..helpers import RecordingSocket, wait_for
 
 
 class Client:
@@ -32,7 +30,7 @@ class Client:
 
 async def test_a_send_with_room_completes_within_the_delivery() -> None:
     hub, client = Hub(queue_size=10), Client()
-    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+    with hub.subscribe(Outbox(EVERYONE, RecordingSocket(), 10)) as outbox:
         outbox.open(client.send)
         hub.deliver("now")
         # Sent before deliver returned: no task, no turn of the event loop.
@@ -42,7 +40,7 @@ async def test_a_send_with_room_completes_within_the_delivery() -> None:
 
 async def test_every_message_handed_to_the_client_is_counted_once() -> None:
     hub, client, sent = Hub(queue_size=10), Client(), Tally()
-    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+    with hub.subscribe(Outbox(EVERYONE, RecordingSocket(), 10)) as outbox:
         outbox.open(client.send, sent)
         hub.deliver("at once")
         client.room.clear()
@@ -55,7 +53,7 @@ async def test_every_message_handed_to_the_client_is_counted_once() -> None:
 
 async def test_a_heartbeat_goes_only_to_an_idle_subscriber_and_is_never_counted() -> None:
     hub, client, sent = Hub(queue_size=10), Client(), Tally()
-    with hub.subscribe(Outbox("room", 2)) as outbox:
+    with hub.subscribe(Outbox("room", RecordingSocket(), 2)) as outbox:
         hub.beat("beat", "room")  # not open yet: a room still replays its history
         outbox.open(client.send, sent)
         hub.beat("beat", "room")
@@ -71,50 +69,9 @@ async def test_a_heartbeat_goes_only_to_an_idle_subscriber_and_is_never_counted(
     assert sent.value == 3  # the messages, not the beat
 
 
-async def test_a_send_may_return_any_awaitable_not_only_a_coroutine() -> None:
-    loop = asyncio.get_running_loop()
-    ready, later = loop.create_future(), loop.create_future()
-    ready.set_result(None)
-    assert send_now(ready) is None  # nothing to wait for: no task
-    task = send_now(later)
-    assert task is not None
-    await asyncio.sleep(0)
-    assert not task.done()
-    later.set_result(None)
-    await asyncio.wait_for(task, 1)
-
-
-class RustLikeAwaitable:
-    """An awaitable whose iterator has ``__next__`` only, like Granian's send."""
-
-    def __init__(self, future: asyncio.Future[None]) -> None:
-        self.future = future
-
-    def __await__(self) -> Any:  # an Iterator, not the Generator typing expects
-        return iter(list(self.future.__await__()))  # a list iterator: no send, no throw
-
-
-async def test_a_send_may_return_an_awaitable_that_cannot_be_stepped_by_hand() -> None:
-    ready = asyncio.get_running_loop().create_future()
-    ready.set_result(None)
-    hub, sent = Hub(queue_size=10), []
-
-    def send(message: str) -> RustLikeAwaitable:
-        sent.append(message)
-        return RustLikeAwaitable(ready)
-
-    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
-        outbox.open(send)
-        hub.deliver("one")
-        hub.deliver("two")
-        await asyncio.sleep(0)
-        assert sent == ["one", "two"]
-        assert not outbox.gone
-
-
 async def test_messages_wait_behind_a_blocked_send_in_order() -> None:
     hub, client = Hub(queue_size=10), Client()
-    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+    with hub.subscribe(Outbox(EVERYONE, RecordingSocket(), 10)) as outbox:
         outbox.open(client.send)
         client.room.clear()  # the client is behind
         for number in range(10):
@@ -131,30 +88,28 @@ async def test_messages_wait_behind_a_blocked_send_in_order() -> None:
 async def test_a_full_outbox_cuts_its_subscriber_off_and_serves_the_rest() -> None:
     hub, stalled_client, reader = Hub(queue_size=3), Client(), Client()
     stalled_client.room.clear()
-
-    async def stalled() -> None:
-        with hub.subscribe(Outbox(EVERYONE, 3)) as outbox:
-            outbox.open(stalled_client.send)
-            await asyncio.sleep(3600)
-
-    stalled_task = asyncio.create_task(stalled())
-    await asyncio.sleep(0)
-    with hub.subscribe(Outbox(EVERYONE, 3)) as outbox:
-        outbox.open(reader.send)
-        for number in range(10):
-            hub.deliver(str(number))
-            await asyncio.sleep(0)
-        await asyncio.wait({stalled_task}, timeout=1)
-        assert stalled_task.cancelled()
-        assert hub.subscriber_count() == 1
-        await wait_for(lambda: len(reader.sent) == 10)
-        assert reader.sent == [str(number) for number in range(10)]
+    stalled_socket = RecordingSocket()
+    with hub.subscribe(Outbox(EVERYONE, stalled_socket, 3)) as stalled:
+        stalled.open(stalled_client.send)
+        with hub.subscribe(Outbox(EVERYONE, RecordingSocket(), 3)) as outbox:
+            outbox.open(reader.send)
+            for number in range(10):
+                hub.deliver(str(number))
+                await asyncio.sleep(0)
+            assert hub.subscriber_count() == 1
+            await wait_for(lambda: len(reader.sent) == 10)
+            assert reader.sent == [str(number) for number in range(10)]
         assert stalled_client.sent == []
+        await wait_for(lambda: stalled_socket.close_codes() == [1013])
+        assert stalled.pump is None and stalled.waiting is None  # its line is freed
+        # The handler was not interrupted: its own next send says the socket is closed.
+        with pytest.raises(SocketClosed):
+            await stalled_socket.send_data("late")
 
 
 async def test_messages_delivered_before_open_are_sent_first() -> None:
     hub, client = Hub(queue_size=10), Client()
-    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+    with hub.subscribe(Outbox(EVERYONE, RecordingSocket(), 10)) as outbox:
         hub.deliver("early")
         outbox.open(client.send)
         hub.deliver("late")
@@ -177,7 +132,7 @@ async def test_a_waiting_send_is_ended_with_its_subscriber(turns: int) -> None:
         finally:
             outcome.append("left")
 
-    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+    with hub.subscribe(Outbox(EVERYONE, RecordingSocket(), 10)) as outbox:
         outbox.open(send)
         hub.deliver("stuck")
         pump = outbox.pump
@@ -201,7 +156,7 @@ async def test_a_send_that_fails_after_waiting_drops_what_waits() -> None:
         await client.send(message)
         raise ConnectionResetError("the client went away")
 
-    with hub.subscribe(Outbox(EVERYONE, 10)) as outbox:
+    with hub.subscribe(Outbox(EVERYONE, RecordingSocket(), 10)) as outbox:
         outbox.open(send)
         for number in range(5):
             hub.deliver(str(number))
@@ -221,7 +176,7 @@ async def test_a_gone_client_drops_later_messages_quietly(
         sends += 1
         raise ConnectionResetError("the client went away")
 
-    with hub.subscribe(Outbox(EVERYONE, 2)) as outbox:
+    with hub.subscribe(Outbox(EVERYONE, RecordingSocket(), 2)) as outbox:
         outbox.open(disconnected)
         for _ in range(10):  # more than the outbox holds: nobody is cut off
             hub.deliver("x")
@@ -244,7 +199,7 @@ async def test_a_send_that_fails_otherwise_is_logged_with_its_error(
         await client.send(message)
         raise TypeError("not a frame")
 
-    with hub.subscribe(Outbox(EVERYONE, 2)) as outbox:
+    with hub.subscribe(Outbox(EVERYONE, RecordingSocket(), 2)) as outbox:
         outbox.open(broken)
         hub.deliver("x")  # fails within the delivery, or in its task once the client reads
         client.room.set()
@@ -256,39 +211,15 @@ async def test_a_send_that_fails_otherwise_is_logged_with_its_error(
 
 
 async def test_an_outbox_holds_exactly_its_limit_behind_a_waiting_send() -> None:
-    hub, client = Hub(queue_size=3), Client()
+    hub, client, socket = Hub(queue_size=3), Client(), RecordingSocket()
     client.room.clear()
-    subscribed = asyncio.Event()
-
-    async def lagging() -> None:  # a handler of its own: the cut-off cancels it
-        with hub.subscribe(Outbox(EVERYONE, 3)) as outbox:
-            outbox.open(client.send)
-            subscribed.set()
-            await asyncio.sleep(3600)
-
-    handler = asyncio.create_task(lagging())
-    await subscribed.wait()
-    for number in range(4):  # one in flight, three wait: full, not over
-        hub.deliver(str(number))
-    assert hub.subscriber_count() == 1
-    hub.deliver("one too many")
-    assert hub.subscriber_count() == 0  # cut off
-    await asyncio.wait({handler}, timeout=1)
-    assert handler.cancelled()
-
-
-async def test_the_short_way_to_the_server_sends_text_and_bytes_until_closed() -> None:
-    events: list[ASGISendEvent] = []
-
-    async def server_send(event: ASGISendEvent) -> None:
-        events.append(event)
-
-    sock = OpenSocket(server_send)
-    await sock.send_data("text")
-    await sock.send_data(b"bytes")
-    sock.closed = True  # as the shutdown middleware marks it once it sent 1001
-    await sock.send_data("late")
-    assert events == [
-        {"type": "websocket.send", "bytes": None, "text": "text"},
-        {"type": "websocket.send", "bytes": b"bytes", "text": None},
-    ]
+    with hub.subscribe(Outbox(EVERYONE, socket, 3)) as outbox:
+        outbox.open(client.send)
+        for number in range(4):  # one in flight, three wait: full, not over
+            hub.deliver(str(number))
+        assert hub.subscriber_count() == 1
+        assert not socket.closed
+        hub.deliver("one too many")
+        assert hub.subscriber_count() == 0  # cut off
+        assert socket.closed
+        await wait_for(lambda: socket.close_codes() == [1013])

@@ -9,6 +9,7 @@ from typing import Any
 from quart import Quart, current_app
 
 from ..messages import Message
+from ..sockets import current_socket
 from .broker import BROKER_UP, PUBLISH_FAILURES, BroadcastUnavailable, Broker
 {%- if cookiecutter.broadcast_backend == "redis" %}
 from .broker_redis import RedisBroker as BackendBroker
@@ -16,7 +17,7 @@ from .broker_redis import RedisBroker as BackendBroker
 from .broker_memory import MemoryBroker as BackendBroker
 {%- endif %}
 from .heartbeat import Heartbeat
-from .hub import EVERYONE, Hub, QueueSubscriber, subscription
+from .hub import EVERYONE, Hub, QueueSubscriber
 from .rooms import check_room_name
 
 Handler = Callable[..., Awaitable[None]]
@@ -75,15 +76,17 @@ def collect_websocket(handler: Handler) -> Handler:
     """Give a websocket handler its own bounded queue of broadcast messages.
 
     The handler is called with the queue as first argument. If the client
-    stops reading and the queue fills, the handler is cancelled and the socket
+    stops reading and the queue fills, the queue is emptied and the socket
     closed with 1013 (try again later): one slow client cannot hold up the
-    others or grow the server's memory.
+    others or grow the server's memory. The handler's next send then raises
+    ``SocketClosed``, which ends it quietly.
     """
 
     @wraps(handler)
     async def wrapper(*args: Any, **kwargs: Any) -> None:
         hub = current_broker().hub
-        async with subscription(hub, QueueSubscriber(EVERYONE, hub.queue_size)) as subscriber:
+        subscriber = QueueSubscriber(EVERYONE, current_socket(), hub.queue_size)
+        with hub.subscribe(subscriber):
             await handler(subscriber.queue, *args, **kwargs)
 
     return wrapper

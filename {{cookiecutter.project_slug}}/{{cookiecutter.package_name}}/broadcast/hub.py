@@ -4,21 +4,20 @@ Subscribers listen to a topic: ``EVERYONE`` for ``/ws/broadcast``, or a room's
 name. Each keeps a bounded line of messages: a queue its handler reads
 (``QueueSubscriber``, for ``collect_websocket``) or an outbox that sends them
 itself (``outbox.Outbox``, for the built-in routes). Delivering never waits on
-a subscriber: one whose line is full is cut off, and ``subscription`` closes
-its socket with 1013.
+a subscriber: one whose line is full is cut off, its socket closed with 1013.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
-from quart import websocket
 
 from ..metrics import CLOSED
+from ..sockets import OpenSocket
 
 DELIVERIES = Counter("broadcast_deliveries", "Messages queued for a subscriber, one per client.")
 SUBSCRIBERS = Gauge("broadcast_subscribers", "Websockets subscribed to the broadcast or a room.")
@@ -28,18 +27,17 @@ TRY_AGAIN_LATER = 1013
 
 
 class Subscriber:
-    """One connection's messages on their way out, and the task to interrupt if it falls behind.
+    """One socket's messages on their way out.
 
     ``offer`` takes a message without waiting, or answers False when too many
     already wait; ``close`` drops what waits.
     """
 
-    __slots__ = ("overflowed", "task", "topic")
+    __slots__ = ("socket", "topic")
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, socket: OpenSocket) -> None:
         self.topic = topic
-        self.task = asyncio.current_task()
-        self.overflowed = False
+        self.socket = socket
 
     def offer(self, message: Any) -> bool:
         raise NotImplementedError
@@ -56,8 +54,8 @@ class QueueSubscriber(Subscriber):
 
     __slots__ = ("queue",)
 
-    def __init__(self, topic: str, queue_size: int) -> None:
-        super().__init__(topic)
+    def __init__(self, topic: str, socket: OpenSocket, queue_size: int) -> None:
+        super().__init__(topic, socket)
         self.queue: asyncio.Queue[Any] = asyncio.Queue(queue_size)
 
     def offer(self, message: Any) -> bool:
@@ -119,33 +117,13 @@ class Hub:
             subscriber.beat(control)
 
     def cut_off(self, subscriber: Subscriber) -> None:
-        """Drop a subscriber that stopped reading and interrupt its handler.
+        """Drop a subscriber that stopped reading, and close its socket with 1013.
 
-        Cancelling the task frees its queue now, even while a send to its
-        socket is blocked; ``subscription`` then closes the socket with 1013.
+        Its line is freed now, even while a send to its socket is blocked. The
+        handler is not interrupted: its own next send raises ``SocketClosed``,
+        and its receive ends with the disconnect, as for any closed socket.
         """
         self.remove(subscriber)
-        subscriber.overflowed = True
         subscriber.close()
-        if subscriber.task is not None:
-            subscriber.task.cancel()
-
-
-@asynccontextmanager
-async def subscription(hub: Hub, subscriber: S) -> AsyncIterator[S]:
-    """Subscribe the current websocket for the block; close it with 1013 if it falls behind.
-
-    The one place that handles the slow-client cut-off: the cancellation that
-    ``Hub.cut_off`` starts ends here, and nowhere else.
-    """
-    with hub.subscribe(subscriber):
-        try:
-            yield subscriber
-        except asyncio.CancelledError:
-            if not subscriber.overflowed:
-                raise  # a disconnect or a shutdown, not ours to handle
-            if subscriber.task is not None:
-                subscriber.task.uncancel()
-    if subscriber.overflowed:
         CLOSED.labels("slow").inc()
-        await websocket.close(TRY_AGAIN_LATER, "too slow: fell behind the broadcast")
+        subscriber.socket.end(TRY_AGAIN_LATER, "too slow: fell behind the broadcast")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any
 
 from quart import Blueprint, current_app, request, websocket
@@ -10,14 +10,14 @@ from quart.typing import ResponseReturnValue
 
 from ..messages import Message
 from ..metrics import HANDSHAKES_REFUSED, MESSAGES_SENT, route_label
-from ..shutdown import nothing_to_send
+from ..sockets import current_socket, nothing_to_send
 from ..tokens import refuse_without_token
 from .api import broadcast, current_broker
 from .broker import BroadcastUnavailable
 from .flood import rate_limited_messages
 from .heartbeat import Beat
-from .hub import EVERYONE, TRY_AGAIN_LATER, subscription
-from .outbox import Outbox, Send, direct_send
+from .hub import EVERYONE, TRY_AGAIN_LATER
+from .outbox import Outbox, Send
 from .rooms import (
     BadResume,
     MessageKey,
@@ -37,9 +37,9 @@ blueprint = Blueprint("broadcast", __name__)
 async def broadcast_socket() -> None:
     """Broadcast what this client sends; send it everything broadcast."""
     hub = current_broker().hub
-    async with subscription(hub, Outbox(EVERYONE, hub.queue_size)) as outbox:
+    with hub.subscribe(Outbox(EVERYONE, current_socket(), hub.queue_size)) as outbox:
         await websocket.accept()
-        outbox.open(direct_send(), MESSAGES_SENT.labels(route_label()))
+        outbox.open(outbox.socket.send_data, MESSAGES_SENT.labels(route_label()))
         async for message in rate_limited_messages():
             try:
                 await broadcast(message)
@@ -58,8 +58,8 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
         return {"error": problem}, 400  # before accept: the handshake fails
     since = websocket.args.get("since")
     broker = current_broker()
-    outbox = Outbox(room, broker.hub.queue_size)
-    async with subscription(broker.hub, outbox):  # live first: no gap
+    with broker.hub.subscribe(Outbox(room, current_socket(), broker.hub.queue_size)) as outbox:
+        # Subscribed first, replayed next: no gap.
         replay: list[RoomMessage] = []
         missed = False
         if since is not None:
@@ -76,17 +76,16 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
         for message in replay:
             await websocket.send(message.frame)
         seen = replay[-1].key if replay else message_key(since) if since else None
-        outbox.open(live_sender(seen), MESSAGES_SENT.labels(route_label()))
+        outbox.open(live_sender(outbox.socket.send_data, seen), MESSAGES_SENT.labels(route_label()))
         await publish_what_arrives(room)
     return None
 
 
-def live_sender(seen: MessageKey | None) -> Send:
-    """Send live messages and heartbeats, skipping messages up to ``seen`` (replayed)."""
-    send = direct_send()
+def live_sender(send: Send, seen: MessageKey | None) -> Send:
+    """``send`` live messages and heartbeats, skipping messages up to ``seen`` (replayed)."""
     floor = seen or (-1, -1)
 
-    def send_live(message: RoomMessage | Beat) -> Awaitable[None]:
+    def send_live(message: RoomMessage | Beat) -> Coroutine[Any, Any, None]:
         if isinstance(message, Beat) or message.key > floor:
             return send(message.frame)
         return nothing_to_send()
