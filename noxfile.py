@@ -150,7 +150,7 @@ def no_uvloop(session: nox.Session) -> None:
     session.run("uv", "pip", "uninstall", "uvloop", external=True)
     gone = "import importlib.util, sys; sys.exit(importlib.util.find_spec('uvloop') is not None)"
     session.run("python", "-c", gone)
-    # The real-server tests start it as the README says: hypercorn.toml, no uvloop.
+    # The real-server tests start it as the README says, without uvloop.
     session.run("pytest", "-rs", "-n", "2", *session.posargs)
 
 
@@ -302,7 +302,7 @@ def mutation(session: nox.Session) -> None:
             pyproject.write(
                 "\n[tool.mutmut]\n"
                 f"source_paths = {[f'{package}/{module}' for module in modules]!r}\n"
-                f"also_copy = [{package!r}, 'hypercorn.toml']\n"
+                f"also_copy = [{package!r}]\n"
                 f"pytest_add_cli_args = {['-p', 'no:xdist', *ignored]!r}\n"
             )
         session.run("mutmut", "run", env=env)

@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER_CORE, CLIENT_CORE = {0}, {1}
 BASELINE = "websockets (bare)"
 STARLETTE = "starlette + uvicorn"
-HYPERCORN = "quart + hypercorn.toml (uvloop)"  # the default server=hypercorn
+HYPERCORN = "quart + hypercorn (uvloop)"  # the default server=hypercorn
 UVICORN = "quart + python -m (uvicorn)"  # the server=uvicorn choice
-REDIS = "quart + hypercorn.toml, redis backend"  # broadcast_backend=redis
+REDIS = "quart + hypercorn, redis backend"  # broadcast_backend=redis
 OFFERED = (HYPERCORN, UVICORN, REDIS)
 # The generated app's limits, raised for the load: 5,000 subscribers, and one
 # publisher sending 50 messages a second.
@@ -61,8 +61,10 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def hypercorn_command(python: str) -> list[str]:
-    return [python, "-m", "hypercorn", "--config", "hypercorn.toml", "--worker-class", "uvloop",
+def hypercorn_command(python: str, project: Path) -> list[str]:
+    """Hypercorn with the render's production settings, ``<package>/hypercorn_config.py``."""
+    config = "python:" + project.name.replace("-", "_") + ".hypercorn_config"
+    return [python, "-m", "hypercorn", "--config", config, "--worker-class", "uvloop",
             "--bind", "127.0.0.1:{port}"]  # fmt: skip
 
 
@@ -86,7 +88,7 @@ def package_command(python: str, project: Path) -> list[str]:
 
 def stacks(project: Path, uvicorn_project: Path, redis_project: Path | None) -> list[Stack]:
     python, app = sys.executable, project.name.replace("-", "_") + ":app"
-    hypercorn = hypercorn_command(python)
+    hypercorn = hypercorn_command(python, project)
     granian = [python, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
     granian += ["--port", "{port}", "--loop", "uvloop", "--workers", "1", "--log-level", "warning"]
     chosen = [
@@ -103,7 +105,8 @@ def stacks(project: Path, uvicorn_project: Path, redis_project: Path | None) -> 
     ]
     if redis_project is not None:
         redis_app = redis_project.name.replace("-", "_") + ":app"
-        chosen.append(Stack(REDIS, [*hypercorn, redis_app], redis_project, rooms=True))
+        redis_hypercorn = hypercorn_command(python, redis_project)
+        chosen.append(Stack(REDIS, [*redis_hypercorn, redis_app], redis_project, rooms=True))
     return chosen
 
 
@@ -118,7 +121,7 @@ def newest_stacks(python: str, project: Path, uvicorn_project: Path) -> list[Sta
     app = project.name.replace("-", "_") + ":app"
     return [
         Stack(baseline, websockets_command(python), ROOT, baseline=baseline),
-        Stack(HYPERCORN + suffix, [*hypercorn_command(python), app], project, baseline=baseline),
+        Stack(HYPERCORN + suffix, [*hypercorn_command(python, project), app], project, baseline=baseline),
         Stack(
             UVICORN + suffix,
             package_command(python, uvicorn_project),

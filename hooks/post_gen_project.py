@@ -60,7 +60,9 @@ def next_steps(answers: dict[str, Any]) -> str:
     if answers["server"] == "uvicorn":
         production = f"python -m {package}"
     else:
-        production = f"hypercorn --config hypercorn.toml --worker-class uvloop {package}:app"
+        production = (
+            f"hypercorn --config python:{package}.hypercorn_config --worker-class uvloop {package}:app"
+        )
     lines = [
         f"Created {slug}/. Next:",
         f"  cd {slug}",

@@ -181,7 +181,8 @@ def test_two_replicas_of_the_redis_image_share_broadcasts(
             podman("run", "-d", "--runtime", "runc", "--network", "host", "--name", names[-1],
                    "-e", f"QUART_REDIS_URL=redis://127.0.0.1:{redis_server}/0",
                    "-e", f"QUART_BROADCAST_TOKEN={TOKEN}", tag,
-                   "hypercorn", "--config", "hypercorn.toml", "--worker-class", "uvloop",
+                   "hypercorn", "--config", "python:quart_ws_app.hypercorn_config",
+                   "--worker-class", "uvloop",
                    "--bind", f"127.0.0.1:{port}",
                    "quart_ws_app:app")  # fmt: skip
         urls = [f"http://127.0.0.1:{port}" for port in ports]

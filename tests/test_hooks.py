@@ -121,11 +121,14 @@ def test_post_gen_keeps_the_uvicorn_entry_point_only_for_uvicorn(tmp_path: Path)
     post_gen.apply_options(uvicorn, {**GOOD, "server": "uvicorn"})
     assert "uvicorn.run(" in (uvicorn / "quart_ws_app" / "__main__.py").read_text()
     assert (uvicorn / "tests" / "uvicorn" / "test_main.py").exists()
-    assert (uvicorn / "hypercorn.toml").exists()  # Hypercorn keeps working
+    assert (uvicorn / "quart_ws_app" / "hypercorn_config.py").exists()  # Hypercorn keeps working
 
 
 def test_next_steps_give_the_production_command() -> None:
-    hypercorn = "hypercorn --config hypercorn.toml --worker-class uvloop quart_ws_app:app"
+    hypercorn = (
+        "hypercorn --config python:quart_ws_app.hypercorn_config --worker-class uvloop"
+        " quart_ws_app:app"
+    )
     assert hypercorn in post_gen.next_steps(GOOD)
     assert "python -m quart_ws_app" in post_gen.next_steps({**GOOD, "server": "uvicorn"})
 

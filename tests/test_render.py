@@ -45,7 +45,6 @@ def test_defaults_render_the_spec_layout(render: Render) -> None:
     for relative in (
         "pyproject.toml",
         "README.md",
-        "hypercorn.toml",
         ".gitignore",
         ".gitattributes",
         "Dockerfile",
@@ -101,7 +100,7 @@ def test_memory_backend_has_no_redis(render: Render) -> None:
 def test_uvicorn_server_adds_its_entry_point_and_dependency(render: Render) -> None:
     project = render(server="uvicorn")
     assert (project / "quart_ws_app" / "__main__.py").is_file()
-    assert (project / "hypercorn.toml").is_file()  # Hypercorn keeps working
+    assert (project / "quart_ws_app" / "hypercorn_config.py").is_file()  # Hypercorn keeps working
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert any(dep.startswith("uvicorn") for dep in pyproject["project"]["dependencies"])
     assert "python -m quart_ws_app" in (project / "README.md").read_text()

@@ -29,9 +29,10 @@ APP = "{{ cookiecutter.package_name }}:app"
 # The production commands of this project, from its root: Hypercorn always works,
 # with uvloop where it is installed (README.md, Deploy).
 PRODUCTION = "{{ cookiecutter.server }}"
+HYPERCORN_CONFIG = "python:{{ cookiecutter.package_name }}.hypercorn_config"
 UVLOOP = ["--worker-class", "uvloop"] if importlib.util.find_spec("uvloop") else []
 SERVERS = {
-    "hypercorn": [sys.executable, "-m", "hypercorn", "--config", "hypercorn.toml", *UVLOOP],
+    "hypercorn": [sys.executable, "-m", "hypercorn", "--config", HYPERCORN_CONFIG, *UVLOOP],
 {%- if cookiecutter.server == "uvicorn" %}
     "uvicorn": [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
 {%- endif %}

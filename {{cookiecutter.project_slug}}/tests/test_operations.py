@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
-import tomllib
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 
@@ -17,7 +20,7 @@ from {{ cookiecutter.package_name }}.config import DEFAULTS
 
 from .asgi_websocket import Refused, asgi_connect
 from .helpers import METRICS_TOKEN, AppFactory, sample, scrape
-from .servers import PROJECT_ROOT, SERVERS, LiveServer, raw_websocket, run_server
+from .servers import HYPERCORN_CONFIG, PROJECT_ROOT, SERVERS, LiveServer, raw_websocket, run_server
 
 TOKEN = METRICS_TOKEN
 
@@ -92,22 +95,47 @@ async def test_every_bad_setting_is_named_at_start_up_one_per_line(make_app: App
     ]
 
 
-def test_hypercorn_keepalive_matches_the_configured_defaults() -> None:
-    settings = tomllib.loads((PROJECT_ROOT / "hypercorn.toml").read_text())
-    assert settings["websocket_ping_interval"] == DEFAULTS["PING_INTERVAL"]
-    assert settings["read_timeout"] == DEFAULTS["PING_INTERVAL"] + DEFAULTS["PING_TIMEOUT"]
+def hypercorn_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Load the production Hypercorn config in a fresh process, as Hypercorn does."""
+    script = (
+        "import json; from hypercorn.config import Config;"
+        f"config = Config.from_object({HYPERCORN_CONFIG.removeprefix('python:')!r});"
+        "print(json.dumps([config.websocket_max_message_size,"
+        " config.websocket_ping_interval, config.read_timeout]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_hypercorn_takes_the_message_limit_and_keepalive_from_the_app_settings() -> None:
+    defaults = hypercorn_settings({})
+    assert json.loads(defaults.stdout) == [
+        DEFAULTS["MAX_MESSAGE_SIZE"],
+        DEFAULTS["PING_INTERVAL"],
+        DEFAULTS["PING_INTERVAL"] + DEFAULTS["PING_TIMEOUT"],
+    ]
+    env = {"QUART_MAX_MESSAGE_SIZE": "4096", "QUART_PING_INTERVAL": "7", "QUART_PING_TIMEOUT": "3"}
+    assert json.loads(hypercorn_settings(env).stdout) == [4096, 7, 10]
+
+
+def test_hypercorn_does_not_start_with_a_bad_setting() -> None:
+    loaded = hypercorn_settings({"QUART_PING_INTERVAL": "0"})
+    assert loaded.returncode != 0
+    assert "QUART_PING_INTERVAL must be a positive integer, got 0" in loaded.stderr
 
 
 @pytest.fixture(params=SERVERS)
 def fast_keepalive_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """A server that pings every second and gives up on a silent peer after two."""
+    # The same variables under every server: hypercorn_config.py derives Hypercorn's from them.
     env = {"QUART_PING_INTERVAL": "1", "QUART_PING_TIMEOUT": "1", "QUART_MAX_CONNECTIONS": "2"}
-    # Hypercorn takes its keepalive from hypercorn.toml, here overridden;
-    # uvicorn (python -m) from the QUART_PING_* variables.
-    options: tuple[str, ...] = ("--websocket-ping-interval", "1", "--read-timeout", "2")
-    if request.param == "uvicorn":
-        options = ()
-    with run_server(server=request.param, env=env, options=options) as server:
+    with run_server(server=request.param, env=env) as server:
         yield server
 
 

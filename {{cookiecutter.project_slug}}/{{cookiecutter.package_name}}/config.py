@@ -11,14 +11,13 @@ DEFAULTS: dict[str, Any] = {
     "TITLE": {{ cookiecutter.project_name | tojson }},
     # Extra origins (besides this host's own) allowed to open a websocket.
     "ALLOWED_ORIGINS": "",
-    # Keep in step with websocket_max_message_size in hypercorn.toml.
+    # Largest message in bytes, under either server (hypercorn_config.py).
     "MAX_MESSAGE_SIZE": 1024 * 1024,
     # Open websockets per process; past it a handshake gets 503 + Retry-After.
     # Each costs a file descriptor and some 40 KiB: raise `ulimit -n` with it.
     "MAX_CONNECTIONS": 1000,
     # Keepalive, in seconds: the server pings every PING_INTERVAL and drops a
-    # peer silent for PING_INTERVAL + PING_TIMEOUT (hypercorn.toml: keep its
-    # websocket_ping_interval and read_timeout in step).
+    # peer silent for PING_INTERVAL + PING_TIMEOUT, under either server.
     "PING_INTERVAL": 20,
     "PING_TIMEOUT": 20,
     # Bearer token that turns GET /metrics on; None: /metrics answers 404.

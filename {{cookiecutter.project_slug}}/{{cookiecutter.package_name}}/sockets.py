@@ -1,11 +1,12 @@
 """The one way a message reaches a websocket: ``OpenSocket.send_data``.
 
 Every message the app sends goes through it: a handler's ``websocket.send``
-(``quart_internals.DirectSendWebsocket``), an echo, and each broadcast
-delivery (``broadcast/outbox.py``). The shutdown middleware makes one per
-websocket and puts it in the scope; ``current_socket()`` finds it.
+(``quart_internals.DirectSendWebsocket``), such as the echo
+{%- if cookiecutter.broadcast %}, and each
+broadcast delivery (``broadcast/outbox.py``){% endif %}. The shutdown middleware
+makes one per websocket and puts it in the scope; ``current_socket()`` finds it.
 
-Once a socket is closed (by the handler, a slow-client cut-off, or the
+Once a socket is closed (by its handler, by the app from elsewhere, or for the
 shutdown) every later send raises ``SocketClosed``, as a send after the close
 does in ``websockets`` and Starlette; the app's error handler ends the
 handler quietly.

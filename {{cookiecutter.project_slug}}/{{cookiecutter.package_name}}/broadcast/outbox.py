@@ -12,7 +12,7 @@ off, as with a queue.
 Why step a coroutine by hand (``send_now``) rather than use
 ``asyncio.eager_task_factory``: an eager task still costs a task object per
 send, and Python 3.11 has no eager tasks at all. In the template's paired
-bench (bench/README.md in the template repository), stepping by hand cut
+bench (in the template's repository), stepping by hand cut
 server CPU per delivery from 30-33 to 28-32 us on 3.13 and from 35-36 to 26-30
 us on 3.11 (1,000 subscribers, uvicorn). Both servers the template offers
 give a coroutine as their ``send``; so does ``sockets.OpenSocket.send_data``.
