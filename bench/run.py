@@ -121,7 +121,12 @@ def newest_stacks(python: str, project: Path, uvicorn_project: Path) -> list[Sta
     app = project.name.replace("-", "_") + ":app"
     return [
         Stack(baseline, websockets_command(python), ROOT, baseline=baseline),
-        Stack(HYPERCORN + suffix, [*hypercorn_command(python, project), app], project, baseline=baseline),
+        Stack(
+            HYPERCORN + suffix,
+            [*hypercorn_command(python, project), app],
+            project,
+            baseline=baseline,
+        ),
         Stack(
             UVICORN + suffix,
             package_command(python, uvicorn_project),

@@ -60,9 +60,8 @@ def next_steps(answers: dict[str, Any]) -> str:
     if answers["server"] == "uvicorn":
         production = f"python -m {package}"
     else:
-        production = (
-            f"hypercorn --config python:{package}.hypercorn_config --worker-class uvloop {package}:app"
-        )
+        config = f"python:{package}.hypercorn_config"
+        production = f"hypercorn --config {config} --worker-class uvloop {package}:app"
     lines = [
         f"Created {slug}/. Next:",
         f"  cd {slug}",
