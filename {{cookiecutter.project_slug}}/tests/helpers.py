@@ -46,7 +46,7 @@ def sample(text: str, name: str) -> float:
 
 
 async def metric(app: Quart, name: str) -> float:
-    """The value of one sample of ``app``'s metrics (the process's, shared by its apps)."""
+    """The value of one sample of ``app``'s metrics (each app has its own)."""
     return sample((await scrape(app))[1], name)
 
 

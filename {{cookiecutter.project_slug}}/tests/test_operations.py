@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 
 from .asgi_websocket import Refused, asgi_connect
-from .helpers import METRICS_TOKEN, AppFactory, sample, scrape
+from .helpers import METRICS_TOKEN, AppFactory, metric, sample, scrape
 from .servers import HYPERCORN_CONFIG, PROJECT_ROOT, SERVERS, LiveServer, raw_websocket, run_server
 
 TOKEN = METRICS_TOKEN
@@ -55,6 +55,19 @@ async def test_metrics_count_messages_and_open_websockets(make_app: AppFactory) 
     assert sample(after, is_open) == sample(before, is_open)
     assert "process_open_fds" in after  # the process collector, on Linux
     assert sample(after, "asyncio_tasks") > 0
+
+
+async def test_each_app_reports_its_own_websockets(make_app: AppFactory) -> None:
+    first = await make_app(METRICS_TOKEN=TOKEN)
+    last = await make_app(METRICS_TOKEN=TOKEN)  # built after: it must not take over the gauges
+    async with asgi_connect(first, "/ws") as ws:
+        await ws.send("in")
+        assert await ws.receive() == "in"
+        assert await metric(first, "websocket_connections") == 1
+        assert await metric(first, 'websockets_open{route="/ws"}') == 1
+        assert await metric(last, "websocket_connections") == 0
+        assert await metric(last, 'websockets_open{route="/ws"}') == 0
+        assert await metric(last, 'websocket_messages_received_total{route="/ws"}') == 0
 
 
 async def test_the_cap_refuses_a_handshake_with_503_and_retry_after(

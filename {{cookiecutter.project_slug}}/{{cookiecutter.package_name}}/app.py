@@ -14,8 +14,8 @@ from .broadcast import init_broadcast
 from .config import load_config
 from .gc_tuning import tune_gc
 from .limits import ConnectionCap
+from .metrics import Metrics, count_closed, count_open
 from .metrics import blueprint as metrics_blueprint
-from .metrics import count_closed, count_open
 from .origin import check_origin
 from .quart_internals import use_quart_internals
 from .routes import blueprint
@@ -28,6 +28,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app = Quart(__name__)
     use_quart_internals(app)
     load_config(app, overrides)
+    metrics = app.extensions["metrics"] = Metrics()
     app.extensions["channels"] = {"echo": "/ws"}
     app.extensions["health_checks"] = {}
     app.before_serving(tune_gc)
@@ -43,5 +44,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
 {%- endif %}
     app.asgi_app = CloseOnShutdown(app.asgi_app)  # type: ignore[method-assign]
     # Outermost: a refused handshake costs no state at all.
-    app.asgi_app = ConnectionCap(app.asgi_app, app.config["MAX_CONNECTIONS"])  # type: ignore[method-assign]
+    app.asgi_app = ConnectionCap(app.asgi_app, app.config["MAX_CONNECTIONS"], metrics)  # type: ignore[method-assign]
     return app

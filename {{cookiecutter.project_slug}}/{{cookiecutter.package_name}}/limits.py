@@ -16,7 +16,7 @@ from hypercorn.typing import (
     Scope,
 )
 
-from . import metrics
+from .metrics import Metrics
 
 RETRY_AFTER_SECONDS = 5
 
@@ -24,11 +24,12 @@ RETRY_AFTER_SECONDS = 5
 class ConnectionCap:
     """ASGI middleware: at most ``limit`` websockets of this process at once."""
 
-    def __init__(self, app: ASGIFramework, limit: int) -> None:
+    def __init__(self, app: ASGIFramework, limit: int, metrics: Metrics) -> None:
         self.app = app
         self.limit = limit
         self.open = 0
-        metrics.CONNECTIONS.set_function(lambda: self.open)
+        self.refused = metrics.handshakes_refused.labels("cap")
+        metrics.connections.set_function(lambda: self.open)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -37,7 +38,7 @@ class ConnectionCap:
             await self.app(scope, receive, send)
             return
         if self.open >= self.limit:
-            metrics.HANDSHAKES_REFUSED.labels("cap").inc()
+            self.refused.inc()
             await receive()  # websocket.connect: some servers answer nothing before it
             await refuse(scope, send)
             return

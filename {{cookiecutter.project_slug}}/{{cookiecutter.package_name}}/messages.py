@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from quart import current_app, websocket
 
-from .metrics import CLOSED, MESSAGES_RECEIVED, route_label
+from .metrics import current_metrics, route_label
 
 Message = str | bytes
 
@@ -28,12 +28,13 @@ async def incoming_messages() -> AsyncIterator[Message]:
     covers other servers and the test client.
     """
     limit = current_app.config["MAX_MESSAGE_SIZE"]
-    received = MESSAGES_RECEIVED.labels(route_label())
+    metrics = current_metrics()
+    received = metrics.messages_received.labels(route_label())
     while True:
         message = await websocket.receive()
         received.inc()
         if too_big(message, limit):
-            CLOSED.labels("too_big").inc()
+            metrics.closed.labels("too_big").inc()
             await websocket.close(MESSAGE_TOO_BIG, "message too big")
             return
         yield message

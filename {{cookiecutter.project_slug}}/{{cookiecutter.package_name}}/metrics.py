@@ -1,9 +1,11 @@
 """Prometheus metrics, and ``GET /metrics`` behind a bearer token.
 
-The metrics are prometheus-client's, in its default registry, which also
-reports the process (open file descriptors, resident memory, CPU). Each server
-process is its own target: under several workers, scrape each (or run one
-worker per container) rather than summing inside the app.
+Each app has its own ``Metrics``: a prometheus-client registry with the app's
+metrics and the process's (open file descriptors, resident memory, CPU), so
+that two apps in one process (tests, say) never report each other's numbers.
+Code that serves a request or websocket finds them with ``current_metrics()``.
+Each server process is its own target: under several workers, scrape each (or
+run one worker per container) rather than summing inside the app.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 from quart import Blueprint, abort, current_app, g, websocket
@@ -41,10 +52,10 @@ class MessageCounter(Collector):
     prometheus-client's documented way to export numbers kept elsewhere.
     """
 
-    def __init__(self, name: str, documentation: str) -> None:
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
         self.name, self.documentation = name, documentation
         self.tallies: dict[str, Tally] = {}
-        REGISTRY.register(self)
+        registry.register(self)
 
     def labels(self, route: str) -> Tally:
         return self.tallies.setdefault(route, Tally())
@@ -56,24 +67,47 @@ class MessageCounter(Collector):
         yield family
 
 
-CONNECTIONS = Gauge("websocket_connections", "Websocket connections, handshakes included.")
-OPEN_WEBSOCKETS = Gauge("websockets_open", "Open websockets, by route.", ["route"])
-MESSAGES_RECEIVED = MessageCounter(
-    "websocket_messages_received", "Messages received from clients, by route."
-)
-MESSAGES_SENT = MessageCounter("websocket_messages_sent", "Messages sent to clients, by route.")
-CLOSED = Counter(
-    "websockets_closed_by_server",
-    "Websockets the server closed, by reason: slow (1013), flood (1008), too_big (1009).",
-    ["reason"],
-)
-HANDSHAKES_REFUSED = Counter(
-    "websocket_handshakes_refused",
-    "Handshakes refused before accept, by reason: origin, cap, bad_room, bad_since.",
-    ["reason"],
-)
-ASYNCIO_TASKS = Gauge("asyncio_tasks", "Tasks of the serving event loop.")
-ASYNCIO_TASKS.set_function(lambda: len(asyncio.all_tasks()))
+class Metrics:
+    """One app's metrics, in a registry of its own; ``registry`` takes a feature's own."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        # The process's figures, the same for every app of the process.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
+        self.connections = Gauge(
+            "websocket_connections", "Websocket connections, handshakes too.", registry=registry
+        )
+        self.open_websockets = Gauge(
+            "websockets_open", "Open websockets, by route.", ["route"], registry=registry
+        )
+        self.messages_received = MessageCounter(
+            "websocket_messages_received", "Messages received from clients, by route.", registry
+        )
+        self.messages_sent = MessageCounter(
+            "websocket_messages_sent", "Messages sent to clients, by route.", registry
+        )
+        self.closed = Counter(
+            "websockets_closed_by_server",
+            "Websockets the server closed, by reason: slow (1013), flood (1008), too_big (1009).",
+            ["reason"],
+            registry=registry,
+        )
+        self.handshakes_refused = Counter(
+            "websocket_handshakes_refused",
+            "Handshakes refused before accept, by reason: origin, cap, bad_room, bad_since.",
+            ["reason"],
+            registry=registry,
+        )
+        tasks = Gauge("asyncio_tasks", "Tasks of the serving event loop.", registry=registry)
+        tasks.set_function(lambda: len(asyncio.all_tasks()))
+
+
+def current_metrics() -> Metrics:
+    """The metrics of the app serving the current request or websocket."""
+    metrics: Metrics = current_app.extensions["metrics"]
+    return metrics
+
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -87,14 +121,14 @@ def route_label() -> str:
 async def count_open() -> None:
     """A ``before_websocket`` hook: one more open websocket on this route."""
     g.metrics_route = route_label()
-    OPEN_WEBSOCKETS.labels(g.metrics_route).inc()
+    current_metrics().open_websockets.labels(g.metrics_route).inc()
 
 
 async def count_closed(error: BaseException | None) -> None:
     """A ``teardown_websocket`` hook: the websocket has ended, however it ended."""
     route = g.get("metrics_route")
     if route is not None:
-        OPEN_WEBSOCKETS.labels(route).dec()
+        current_metrics().open_websockets.labels(route).dec()
 
 
 @blueprint.get("/metrics")
@@ -106,4 +140,5 @@ async def serve_metrics() -> ResponseReturnValue:
     refusal = refuse_without_token(str(expected))
     if refusal is not None:
         return refusal
-    return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
+    body = generate_latest(current_metrics().registry)
+    return body, 200, {"Content-Type": CONTENT_TYPE_LATEST}

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from quart import current_app, websocket
 from quart.typing import ResponseReturnValue
 
-from .metrics import HANDSHAKES_REFUSED
+from .metrics import current_metrics
 
 
 def origin_allowed(origin: str | None, host: str, allowed: frozenset[str]) -> bool:
@@ -23,5 +23,5 @@ async def check_origin() -> ResponseReturnValue | None:
     origin = websocket.headers.get("Origin")  # pragma: no mutate (names are case-insensitive)
     if origin_allowed(origin, websocket.host, current_app.config["ALLOWED_ORIGINS"]):
         return None
-    HANDSHAKES_REFUSED.labels("origin").inc()
+    current_metrics().handshakes_refused.labels("origin").inc()
     return {"error": f"origin {origin!r} is not allowed"}, 403

@@ -34,7 +34,7 @@ from quart import Quart
 from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers import Websocket
 
-from .metrics import MESSAGES_SENT, Tally
+from .metrics import Tally, current_metrics
 from .sockets import OpenSocket, socket_of
 
 # Messages received but not yet read by the handler. Once this many wait,
@@ -157,7 +157,8 @@ class DirectSendWebsocket(Websocket):
             await self.accept()  # idempotent: a no-op if the handler accepted
             self._socket = socket_of(self.scope)
             rule = self.url_rule
-            self._sent = MESSAGES_SENT.labels(rule.rule if rule is not None else "unrouted")
+            route = rule.rule if rule is not None else "unrouted"
+            self._sent = current_metrics().messages_sent.labels(route)
         await self._socket.send_data(data)
         self._sent.inc()
 

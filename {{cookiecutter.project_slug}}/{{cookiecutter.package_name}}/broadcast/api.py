@@ -6,11 +6,12 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
+from prometheus_client import Counter, Gauge
 from quart import Quart, current_app
 
 from ..messages import Message
 from ..sockets import current_socket
-from .broker import BROKER_UP, PUBLISH_FAILURES, BroadcastUnavailable, Broker
+from .broker import BroadcastUnavailable, Broker
 {%- if cookiecutter.broadcast_backend == "redis" %}
 from .broker_redis import RedisBroker as BackendBroker
 {%- else %}
@@ -25,14 +26,21 @@ Handler = Callable[..., Awaitable[None]]
 
 def init_broadcast(app: Quart) -> None:
     """Create this process's hub and broker, and expose the broadcast channel."""
-    hub = Hub(app.config["BROADCAST_QUEUE_SIZE"])
+    metrics = app.extensions["metrics"]
+    hub = Hub(app.config["BROADCAST_QUEUE_SIZE"], metrics)
     broker = BackendBroker(app, hub)
     heartbeat = Heartbeat(hub, app.config["PING_INTERVAL"])
     app.before_serving(heartbeat.start)
     app.after_serving(heartbeat.stop)
     app.extensions["broker"] = broker
     app.extensions["health_checks"][broker.name] = broker.health
-    BROKER_UP.set_function(lambda: float(broker.health() == "up"))
+    up = Gauge("broker_up", "1 while the broker delivers, else 0.", registry=metrics.registry)
+    up.set_function(lambda: float(broker.health() == "up"))
+    app.extensions["publish_failures"] = Counter(
+        "broker_publish_failures",
+        "Publishes the broker could not send on.",
+        registry=metrics.registry,
+    )
     app.extensions["channels"]["broadcast"] = "/ws/broadcast"
     app.extensions["channels"]["rooms"] = "/ws/rooms/"  # the page adds ?room=<name>
 
@@ -58,7 +66,7 @@ async def broadcast(message: Message, room: str | None = None) -> str | None:
             return None
         return await broker.publish_to_room(room, room_text(room, message))
     except BroadcastUnavailable:
-        PUBLISH_FAILURES.inc()
+        current_app.extensions["publish_failures"].inc()
         raise
 
 

@@ -10,14 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from prometheus_client import Counter, Gauge
-
 from ..messages import Message
 from .hub import Hub
 from .rooms import RoomHistory
-
-BROKER_UP = Gauge("broker_up", "1 while the broadcast broker delivers, else 0.")
-PUBLISH_FAILURES = Counter("broker_publish_failures", "Publishes the broker could not send on.")
 
 
 class BroadcastUnavailable(RuntimeError):

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from quart import current_app, websocket
 
 from ..messages import Message, incoming_messages
-from ..metrics import CLOSED
+from ..metrics import current_metrics
 
 POLICY_VIOLATION = 1008
 
@@ -48,7 +48,7 @@ async def rate_limited_messages() -> AsyncIterator[Message]:
     bucket = TokenBucket(rate, current_app.config["MESSAGE_BURST"])
     async for message in incoming_messages():
         if not bucket.take():
-            CLOSED.labels("flood").inc()
+            current_metrics().closed.labels("flood").inc()
             await websocket.close(POLICY_VIOLATION, f"too many messages: at most {rate} a second")
             return
         yield message

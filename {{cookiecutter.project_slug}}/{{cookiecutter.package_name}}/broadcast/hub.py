@@ -16,11 +16,8 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 
-from ..metrics import CLOSED
+from ..metrics import Metrics
 from ..sockets import OpenSocket
-
-DELIVERIES = Counter("broadcast_deliveries", "Messages queued for a subscriber, one per client.")
-SUBSCRIBERS = Gauge("broadcast_subscribers", "Websockets subscribed to the broadcast or a room.")
 
 EVERYONE = ""  # the topic of /ws/broadcast; no room has an empty name
 TRY_AGAIN_LATER = 1013
@@ -76,10 +73,23 @@ S = TypeVar("S", bound=Subscriber)
 class Hub:
     """Delivers each message to every subscriber of its topic without waiting on one."""
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, metrics: Metrics | None = None) -> None:
+        """``metrics``: the app's, which gain the hub's own; new ones if None (tests)."""
         self.queue_size = queue_size
         self.topics: dict[str, set[Subscriber]] = {}
-        SUBSCRIBERS.set_function(lambda: sum(map(len, self.topics.values())))
+        self.metrics = metrics = metrics or Metrics()
+        self.deliveries = Counter(
+            "broadcast_deliveries",
+            "Messages queued for a subscriber, one per client.",
+            registry=metrics.registry,
+        )
+        subscribers = Gauge(
+            "broadcast_subscribers",
+            "Websockets subscribed to the broadcast or a room.",
+            registry=metrics.registry,
+        )
+        subscribers.set_function(lambda: sum(map(len, self.topics.values())))
+        self.cut_offs = metrics.closed.labels("slow")
 
     def subscriber_count(self, topic: str = EVERYONE) -> int:
         return len(self.topics.get(topic, ()))
@@ -107,7 +117,7 @@ class Hub:
         # change the set while this loop runs.
         subscribers = tuple(self.topics.get(topic, ()))
         full = [subscriber for subscriber in subscribers if not subscriber.offer(message)]
-        DELIVERIES.inc(len(subscribers) - len(full))
+        self.deliveries.inc(len(subscribers) - len(full))
         for subscriber in full:
             self.cut_off(subscriber)
 
@@ -125,5 +135,5 @@ class Hub:
         """
         self.remove(subscriber)
         subscriber.close()
-        CLOSED.labels("slow").inc()
+        self.cut_offs.inc()
         subscriber.socket.end(TRY_AGAIN_LATER, "too slow: fell behind the broadcast")

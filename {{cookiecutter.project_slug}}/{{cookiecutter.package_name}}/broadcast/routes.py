@@ -9,7 +9,7 @@ from quart import Blueprint, current_app, request, websocket
 from quart.typing import ResponseReturnValue
 
 from ..messages import Message
-from ..metrics import HANDSHAKES_REFUSED, MESSAGES_SENT, route_label
+from ..metrics import current_metrics, route_label
 from ..sockets import current_socket, nothing_to_send
 from ..tokens import refuse_without_token
 from .api import broadcast, current_broker
@@ -39,7 +39,7 @@ async def broadcast_socket() -> None:
     hub = current_broker().hub
     with hub.subscribe(Outbox(EVERYONE, current_socket(), hub.queue_size)) as outbox:
         await websocket.accept()
-        outbox.open(outbox.socket.send_data, MESSAGES_SENT.labels(route_label()))
+        outbox.open(outbox.socket.send_data, current_metrics().messages_sent.labels(route_label()))
         async for message in rate_limited_messages():
             try:
                 await broadcast(message)
@@ -54,7 +54,7 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
     """Join ``room``: replay what was missed since ``?since=<id>``, then live messages."""
     problem = check_room_name(room)
     if problem is not None:
-        HANDSHAKES_REFUSED.labels("bad_room").inc()
+        current_metrics().handshakes_refused.labels("bad_room").inc()
         return {"error": problem}, 400  # before accept: the handshake fails
     since = websocket.args.get("since")
     broker = current_broker()
@@ -66,7 +66,7 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
             try:
                 replay, missed = replay_after(await broker.room_history(room), since)
             except BadResume as error:
-                HANDSHAKES_REFUSED.labels("bad_since").inc()
+                current_metrics().handshakes_refused.labels("bad_since").inc()
                 return {"error": str(error)}, 400
             except BroadcastUnavailable as error:
                 return {"error": str(error)}, 503
@@ -76,7 +76,8 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
         for message in replay:
             await websocket.send(message.frame)
         seen = replay[-1].key if replay else message_key(since) if since else None
-        outbox.open(live_sender(outbox.socket.send_data, seen), MESSAGES_SENT.labels(route_label()))
+        sent = current_metrics().messages_sent.labels(route_label())
+        outbox.open(live_sender(outbox.socket.send_data, seen), sent)
         await publish_what_arrives(room)
     return None
 
