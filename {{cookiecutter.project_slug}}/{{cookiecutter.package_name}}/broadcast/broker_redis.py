@@ -19,12 +19,13 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from quart import Quart
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -38,8 +39,17 @@ log = logging.getLogger(__name__)
 
 # One leading byte tells text from bytes from a room message ("r<room>\n<id>\n<text>").
 TEXT, BINARY, ROOM = b"t", b"b", b"r"
-FIRST_RETRY_DELAY = 0.1
+FIRST_RETRY_DELAY = 0.1  # reconnecting the subscription: see backoff()
 MAX_RETRY_DELAY = 5.0
+# Both connections: a connect that hangs fails after 2 s, an idle one is
+# checked every 5 s.
+CONNECTION_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "health_check_interval": 5}
+# A command on a stale connection (after a Redis restart) is retried on a new
+# one, twice, 50 ms then 100 ms later (redis-py 5 retries only the errors
+# listed in retry_on_error).
+COMMAND_RETRY_BACKOFF = {"cap": 0.5, "base": 0.05}
+COMMAND_RETRIES = 2
+RETRY_ON = [RedisConnectionError, RedisTimeoutError]
 
 # Append to the room's stream, trim it, and announce it on the channel, in one
 # atomic step: the order of the announcements is the order of the ids.
@@ -106,7 +116,8 @@ class RedisBroker:
             app.config["ROOM_HISTORY_BYTES"],
             1000 * app.config["ROOM_HISTORY_SECONDS"],
         ]
-        self.redis: Redis | None = None
+        self.redis: Redis | None = None  # publishing and history
+        self.subscriber: Redis | None = None  # the subscription
         self.subscribed = False
         self.listener: asyncio.Task[None] | None = None
         # The newest message delivered per room with local clients: to fill a
@@ -116,17 +127,17 @@ class RedisBroker:
         app.after_serving(self.stop)
 
     async def start(self) -> None:
+        retry = Retry(ExponentialBackoff(**COMMAND_RETRY_BACKOFF), COMMAND_RETRIES)
         self.redis = Redis.from_url(
-            self.url,
-            socket_connect_timeout=2,
-            health_check_interval=5,
-            # After a Redis restart the pooled connection is stale: retry on a new
-            # one. redis-py 5 retries only the errors listed in retry_on_error.
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            self.url, retry=retry, retry_on_error=RETRY_ON, **CONNECTION_OPTIONS
+        )
+        # The subscription never reconnects by itself: redis-py would resubscribe
+        # silently, and what was published meanwhile would never be filled in.
+        self.subscriber = Redis.from_url(
+            self.url, retry=Retry(NoBackoff(), 0), **CONNECTION_OPTIONS
         )
         self.publish_script = self.redis.register_script(PUBLISH_TO_ROOM)
-        self.listener = asyncio.create_task(self.listen(self.redis))
+        self.listener = asyncio.create_task(self.listen(self.subscriber))
 
     async def stop(self) -> None:
         if self.listener is not None:
@@ -135,8 +146,9 @@ class RedisBroker:
             while not self.listener.done():
                 self.listener.cancel()
                 await asyncio.wait({self.listener}, timeout=0.1)
-        if self.redis is not None:
-            await self.redis.aclose()
+        for client in (self.subscriber, self.redis):
+            if client is not None:
+                await client.aclose()
 
     def connected(self) -> Redis:
         if self.redis is None:
@@ -204,22 +216,33 @@ class RedisBroker:
     def health(self) -> str:
         return "up" if self.subscribed else "down"
 
-    async def listen(self, redis: Redis) -> None:
+    async def listen(self, subscriber: Redis) -> None:
         """Stay subscribed for the life of the app, reconnecting with backoff."""
-        delay = FIRST_RETRY_DELAY
+        delays = backoff()
         while True:
             try:
-                async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with subscriber.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.channel)
-                    await self.fill_gaps(redis)
-                    self.subscribed, delay = True, FIRST_RETRY_DELAY
+                    await self.fill_gaps(self.connected())
+                    self.subscribed, delays = True, backoff()
                     log.info("subscribed to redis channel %s", self.channel)
                     while True:
                         event = await pubsub.get_message(timeout=None)
                         if event is not None:  # None: a subscribe confirmation
                             self.deliver(event["data"])
             except (RedisError, OSError) as error:
+                self.subscribed = False
+                delay = next(delays)
                 log.warning("redis subscription lost (%s); retrying in %.1f s", error, delay)
-            self.subscribed = False
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, MAX_RETRY_DELAY)
+                await asyncio.sleep(delay)
+
+
+def backoff(first: float = FIRST_RETRY_DELAY, cap: float = MAX_RETRY_DELAY) -> Iterator[float]:
+    """Waits between reconnects: doubling from ``first`` up to ``cap``, each cut by up to half.
+
+    The jitter spreads the reconnects of many processes after a Redis restart.
+    """
+    delay = first
+    while True:
+        yield delay * random.uniform(0.5, 1.0)
+        delay = min(delay * 2, cap)
