@@ -42,6 +42,12 @@ HYPERCORN = "quart + hypercorn (uvloop)"  # the default server=hypercorn
 UVICORN = "quart + python -m (uvicorn)"  # the server=uvicorn choice
 REDIS = "quart + hypercorn, redis backend"  # broadcast_backend=redis
 OFFERED = (HYPERCORN, UVICORN, REDIS)
+# A raw ASGI app (bench/peers/raw_asgi.py) on each offered server, set up alike:
+# what Quart and the template add over the server they run on.
+RAW_HYPERCORN = "raw ASGI + hypercorn (uvloop)"
+RAW_UVICORN = "raw ASGI + uvicorn"
+RAW_OF = {HYPERCORN: RAW_HYPERCORN, UVICORN: RAW_UVICORN}
+RAW_APP = "bench.peers.raw_asgi:app"
 # The generated app's limits, raised for the load: 5,000 subscribers, and one
 # publisher sending 50 messages a second.
 BENCH_ENV = {
@@ -73,6 +79,14 @@ def websockets_command(python: str) -> list[str]:
     return [python, "-m", "bench.peers.websockets_server", "{port}"]
 
 
+def raw_uvicorn_command(python: str) -> list[str]:
+    """The raw ASGI app on uvicorn, with the settings of the template's ``__main__.py``."""
+    uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
+    uvicorn += ["--ws", "websockets-sansio", "--ws-max-size", "1048576"]
+    uvicorn += ["--ws-ping-interval", "20", "--ws-ping-timeout", "20"]
+    return [*uvicorn, "--log-level", "warning", RAW_APP]
+
+
 def starlette_command(python: str) -> list[str]:
     """The Starlette peer on uvicorn, with the protocol the template's uvicorn setup uses."""
     uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
@@ -95,7 +109,10 @@ def stacks(project: Path, uvicorn_project: Path, redis_project: Path | None) -> 
         Stack(BASELINE, websockets_command(python), ROOT),
         Stack(STARLETTE, starlette_command(python), ROOT),
         Stack(HYPERCORN, [*hypercorn, app], project, rooms=True),
+        # The render's own Hypercorn settings; bench/ importable from the render's folder.
+        Stack(RAW_HYPERCORN, [*hypercorn, RAW_APP], project, env={"PYTHONPATH": str(ROOT)}),
         Stack(UVICORN, package_command(python, uvicorn_project), uvicorn_project, rooms=True),
+        Stack(RAW_UVICORN, raw_uvicorn_command(python), ROOT),
         Stack(
             "quart + hypercorn, asyncio loop",
             [*hypercorn, "--worker-class", "asyncio", app],
@@ -318,6 +335,17 @@ class Targets:
 UVICORN_TARGETS = Targets(echo=1.5, delivery=1.3, p99_1k_ms=30, under_starlette=True)
 HYPERCORN_TARGETS = Targets(echo=2.0, delivery=2.0, p99_1k_ms=45, under_starlette=False)
 SIZES = (100, 1000, 5000)
+FAN_OUTS = tuple(f"fan_out_{n}" for n in SIZES)
+RAW_LIMIT = 1.25  # what Quart and the template may add over their server
+
+
+def cpu_over(results: dict[str, dict[str, Any]], stack: str, other: str, scenario: str) -> float:
+    """``stack``'s CPU for ``scenario`` as a ratio to ``other``'s, in the same run."""
+    try:
+        cpu: float = results[stack][scenario]["cpu_us"] / results[other][scenario]["cpu_us"]
+    except (KeyError, ZeroDivisionError):
+        return float("nan")
+    return cpu
 
 
 def targets(results: dict[str, dict[str, Any]], stack: str) -> str:
@@ -335,6 +363,16 @@ def targets(results: dict[str, dict[str, Any]], stack: str) -> str:
             all(ratio <= goal.delivery for ratio in delivery.values()),
         ),
     ]
+    raw = RAW_OF.get(stack)
+    if raw in results:
+        over = {s: cpu_over(results, stack, raw, s) for s in ("echo", *FAN_OUTS)}
+        checks.append(
+            (
+                f"CPU <= {RAW_LIMIT}x the raw ASGI app on the same server, echo / deliveries at"
+                " 100 / 1k / 5k: " + " / ".join(f"{ratio:.2f}x" for ratio in over.values()),
+                all(ratio <= RAW_LIMIT for ratio in over.values()),
+            )
+        )
     if goal.under_starlette:
         theirs = {n: cpu_ratio(results, STARLETTE, f"fan_out_{n}") for n in SIZES}
         starlette_echo = cpu_ratio(results, STARLETTE, "echo")
