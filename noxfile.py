@@ -276,6 +276,7 @@ MUTATED = {
         "limits.py",
         "origin.py",
         "tokens.py",
+        "sockets.py",
     ],
     "broadcast-redis-uvicorn": ["broadcast/broker_redis.py"],
 }

@@ -40,7 +40,7 @@ async def publish(app: Quart, room: str, *texts: str) -> list[str]:
 
 
 def test_a_room_message_crosses_the_channel_whatever_its_text() -> None:
-    text = "two words\nand a line\n\n"
+    text = "  two words\nand a line\n\n"
     room, message = decode_room_message(room_payload("a.room", "1700000000000-3", text))
     assert room == "a.room"
     assert message.id == "1700000000000-3"
@@ -71,8 +71,9 @@ async def test_a_message_that_arrives_twice_is_delivered_once() -> None:
 async def test_a_broadcast_before_the_app_serves_is_unavailable() -> None:
     app = create_app()
     async with app.app_context():
-        with pytest.raises(BroadcastUnavailable, match="the app is not serving"):
+        with pytest.raises(BroadcastUnavailable) as unavailable:
             await broadcast("too early")
+    assert str(unavailable.value) == "the app is not serving: Redis is not connected"
 
 
 async def test_a_resume_from_the_newest_trimmed_message_replays_the_rest_without_notice(
@@ -117,8 +118,11 @@ async def test_a_lost_subscription_is_filled_from_the_room_history_in_order_once
                     await redis.client_kill_filter(_type="pubsub")
                     # Published while this process is not subscribed: only the
                     # room's history has them.
-                    missed = await publish(app, "gap", "missed 1", "missed 2")
-                    assert [(await next_frame(ws.receive))["id"] for _ in missed] == missed
+                    texts = ["missed 1", "missed 2"]
+                    missed = await publish(app, "gap", *texts)
+                    frames = [await next_frame(ws.receive) for _ in missed]
+                    assert [frame["id"] for frame in frames] == missed
+                    assert [frame["data"] for frame in frames] == texts
                     await wait_for(lambda: broker.health() == "up")
             (after,) = await publish(app, "gap", "after")
             assert (await next_frame(ws.receive))["id"] == after  # nothing twice before it
@@ -126,12 +130,29 @@ async def test_a_lost_subscription_is_filled_from_the_room_history_in_order_once
         await redis.aclose()
     lost = [r for r in caplog.records if r.getMessage().startswith("redis subscription lost (")]
     assert len(lost) == 2 and all(r.levelno == logging.WARNING for r in lost)
+    assert all(isinstance(r.args[0], Exception) for r in lost if r.args)  # names the error
     assert lost[0].getMessage().endswith(" s") and "retrying in 0." in lost[0].getMessage()
     channel = app.config["REDIS_CHANNEL"]
     subscribed = [
         r for r in caplog.records if r.getMessage() == f"subscribed to redis channel {channel}"
     ]
     assert len(subscribed) == 2
+
+
+async def test_an_app_that_starts_before_redis_subscribes_once_it_is_up(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.stop()
+    app = create_app({"REDIS_URL": redis_server.url})
+    serving = app.test_app()
+    await serving.startup()
+    try:
+        await asyncio.sleep(0.3)  # a few failed attempts
+        assert broker_of(app).health() == "down"
+        redis_server.start()
+        await wait_for(lambda: broker_of(app).health() == "up", within=10)
+    finally:
+        await serving.shutdown()
 
 
 async def test_health_follows_the_subscription_through_a_redis_restart(
