@@ -130,7 +130,7 @@ async def test_a_lost_subscription_is_filled_from_the_room_history_in_order_once
         await redis.aclose()
     lost = [r for r in caplog.records if r.getMessage().startswith("redis subscription lost (")]
     assert len(lost) == 2 and all(r.levelno == logging.WARNING for r in lost)
-    assert all(isinstance(r.args[0], Exception) for r in lost if r.args)  # names the error
+    assert all(isinstance(r.args, tuple) and isinstance(r.args[0], Exception) for r in lost)
     assert lost[0].getMessage().endswith(" s") and "retrying in 0." in lost[0].getMessage()
     channel = app.config["REDIS_CHANNEL"]
     subscribed = [
