@@ -11,11 +11,11 @@ off, as with a queue.
 
 Why step a coroutine by hand (``send_now``) rather than use
 ``asyncio.eager_task_factory``: an eager task still costs a task object per
-send, and Python 3.11 has no eager tasks at all. In the template's paired
-bench (in the template's repository), stepping by hand cut
-server CPU per delivery from 30-33 to 28-32 us on 3.13 and from 35-36 to 26-30
-us on 3.11 (1,000 subscribers, uvicorn). Both servers the template offers
-give a coroutine as their ``send``; so does ``sockets.OpenSocket.send_data``.
+send, and Python 3.11 has no eager tasks at all. In the template repository's
+paired bench, stepping by hand cut server CPU per delivery from 32.5-36.5 to
+28.1-31.9 us on 3.13, and from 33.4-38.0 to 26.1-30.3 us on 3.11 (1,000
+subscribers, uvicorn). Both servers the template offers give a coroutine as
+their ``send``; so does ``sockets.OpenSocket.send_data``.
 """
 
 from __future__ import annotations
