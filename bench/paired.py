@@ -39,7 +39,7 @@ def stack(spec: str, python: str) -> run.Stack:
         return run.Stack(spec, run.package_command(python, render), render, env=env)
     if server == "hypercorn":
         app = render.name.replace("-", "_") + ":app"
-        return run.Stack(spec, [*run.hypercorn_command(python), app], render, env=env)
+        return run.Stack(spec, [*run.hypercorn_command(python, render), app], render, env=env)
     raise SystemExit(f"unknown stack {spec!r}: see --help")
 
 

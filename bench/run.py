@@ -68,8 +68,13 @@ class Stack:
 
 
 def hypercorn_command(python: str, project: Path) -> list[str]:
-    """Hypercorn with the render's production settings, ``<package>/hypercorn_config.py``."""
+    """Hypercorn with the render's production settings, ``<package>/hypercorn_config.py``.
+
+    A render of an older template (for paired rounds) has ``hypercorn.toml`` instead.
+    """
     config = "python:" + project.name.replace("-", "_") + ".hypercorn_config"
+    if (project / "hypercorn.toml").is_file():
+        config = "hypercorn.toml"
     return [python, "-m", "hypercorn", "--config", config, "--worker-class", "uvloop",
             "--bind", "127.0.0.1:{port}"]  # fmt: skip
 
