@@ -345,7 +345,7 @@ def bench(session: nox.Session) -> None:
     results = Path(session.create_tmp()).resolve() / "bench-results.json"
     # websockets (the load client and the baseline) comes with the uvicorn project.
     projects = [path, uvicorn_path, redis_path]
-    session.install(*(f"-e{project}" for project in projects), "starlette", "granian")
+    session.install(*(f"-e{project}" for project in projects), "starlette")
     newest = newest_python_with(session, projects)
     session.run("python", "-m", "bench.run", "--project", str(path),
                 "--uvicorn-project", str(uvicorn_path), "--redis-project", str(redis_path),

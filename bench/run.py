@@ -108,8 +108,6 @@ def package_command(python: str, project: Path) -> list[str]:
 def stacks(project: Path, uvicorn_project: Path, redis_project: Path | None) -> list[Stack]:
     python, app = sys.executable, project.name.replace("-", "_") + ":app"
     hypercorn = hypercorn_command(python, project)
-    granian = [python, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
-    granian += ["--port", "{port}", "--loop", "uvloop", "--workers", "1", "--log-level", "warning"]
     chosen = [
         Stack(BASELINE, websockets_command(python), ROOT),
         Stack(STARLETTE, starlette_command(python), ROOT),
@@ -123,7 +121,6 @@ def stacks(project: Path, uvicorn_project: Path, redis_project: Path | None) -> 
             [*hypercorn, "--worker-class", "asyncio", app],
             project,
         ),
-        Stack("quart + granian + uvloop", [*granian, app], project),
     ]
     if redis_project is not None:
         redis_app = redis_project.name.replace("-", "_") + ":app"
