@@ -68,7 +68,7 @@ class MessageCounter(Collector):
 
 
 class Metrics:
-    """One app's metrics, in a registry of its own; ``registry`` takes a feature's own."""
+    """One app's metrics, in a registry of its own; a feature (the hub) adds its own to it."""
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()

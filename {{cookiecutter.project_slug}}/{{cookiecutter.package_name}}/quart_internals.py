@@ -34,7 +34,7 @@ from quart import Quart
 from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers import Websocket
 
-from .metrics import Tally, current_metrics
+from .metrics import Tally, current_metrics, route_label
 from .sockets import OpenSocket, socket_of
 
 # Messages received but not yet read by the handler. Once this many wait,
@@ -156,9 +156,7 @@ class DirectSendWebsocket(Websocket):
         if self._socket is None or self._sent is None:
             await self.accept()  # idempotent: a no-op if the handler accepted
             self._socket = socket_of(self.scope)
-            rule = self.url_rule
-            route = rule.rule if rule is not None else "unrouted"
-            self._sent = current_metrics().messages_sent.labels(route)
+            self._sent = current_metrics().messages_sent.labels(route_label())
         await self._socket.send_data(data)
         self._sent.inc()
 
