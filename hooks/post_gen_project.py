@@ -36,6 +36,14 @@ def choose_broker(root: Path, package: str, backend: str) -> None:
         remove(root, f"{package}/broadcast/worker_lock.py")
 
 
+def choose_presence_store(root: Path, package: str, backend: str) -> None:
+    """Keep ``users/presence_<backend>.py`` and the backend's tests; drop the others."""
+    for other in BACKENDS:
+        if other != backend:
+            remove(root, f"{package}/users/presence_{other}.py")
+            shutil.rmtree(root / "tests" / "users" / other)
+
+
 def remove_ci_files(root: Path) -> None:
     shutil.rmtree(root / ".github")
 
@@ -47,6 +55,11 @@ def apply_options(root: Path, answers: dict[str, Any]) -> None:
     if answers["server"] != "uvicorn":
         remove(root, f"{package}/__main__.py")  # serve with uvicorn
         shutil.rmtree(root / "tests" / "uvicorn")
+    if not answers["users"]:
+        for folder in (f"{package}/users", "tests/users", "tests/browser/users"):
+            shutil.rmtree(root / folder)
+    else:
+        choose_presence_store(root, package, answers["broadcast_backend"])
     if answers["broadcast"]:
         choose_broker(root, package, answers["broadcast_backend"])
     else:

@@ -75,6 +75,14 @@ def check_broadcast(broadcast: Any, backend: Any) -> str | None:
     return None
 
 
+def check_users(users: Any, broadcast: Any) -> str | None:
+    if not isinstance(users, bool):
+        return f"users: {users!r} is not a boolean (use true or false)"
+    if users and not broadcast:
+        return "users: true needs broadcast=true (presence and messages travel with broadcasts)"
+    return None
+
+
 def check_server(value: Any) -> str | None:
     if value not in SERVERS:
         return f"server: {value!r} is not one of {', '.join(SERVERS)}"
@@ -111,6 +119,7 @@ def first_error(answers: dict[str, Any]) -> str | None:
         check_project_slug(answers.get("project_slug")),
         check_package_name(answers.get("package_name")),
         check_broadcast(answers.get("broadcast"), answers.get("broadcast_backend")),
+        check_users(answers.get("users"), answers.get("broadcast")),
         check_server(answers.get("server")),
         check_ci(answers.get("ci")),
     )

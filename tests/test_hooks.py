@@ -19,6 +19,7 @@ GOOD = {
     "package_name": "quart_ws_app",
     "broadcast": True,
     "broadcast_backend": "memory",
+    "users": False,
     "server": "hypercorn",
     "ci": "github",
 }
@@ -29,6 +30,7 @@ def test_good_answers_pass() -> None:
     assert pre_gen.first_error({**GOOD, "broadcast": False}) is None
     assert pre_gen.first_error({**GOOD, "broadcast_backend": "redis"}) is None
     assert pre_gen.first_error({**GOOD, "server": "uvicorn"}) is None
+    assert pre_gen.first_error({**GOOD, "users": True}) is None
 
 
 @pytest.mark.parametrize(
@@ -50,6 +52,7 @@ def test_good_answers_pass() -> None:
         ("package_name", "quart"),
         ("broadcast", "yes"),
         ("broadcast_backend", "kafka"),
+        ("users", "no"),
     ],
 )
 def test_bad_answer_names_its_field(field: str, value: object) -> None:
@@ -70,6 +73,11 @@ def test_old_cookiecutter_is_refused(version: str, ok: bool) -> None:
 def test_redis_backend_needs_broadcast() -> None:
     error = pre_gen.first_error({**GOOD, "broadcast": False, "broadcast_backend": "redis"})
     assert error is not None and error.startswith("broadcast_backend:")
+
+
+def test_users_need_broadcast() -> None:
+    error = pre_gen.first_error({**GOOD, "broadcast": False, "users": True})
+    assert error is not None and error.startswith("users:") and "broadcast=true" in error
 
 
 def copy_template(tmp_path: Path) -> Path:
@@ -110,6 +118,25 @@ def test_post_gen_removes_broadcast_files(tmp_path: Path) -> None:
         "test_broadcast_page.py",
     ):
         assert gone not in names
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_post_gen_keeps_users_with_the_chosen_presence_store(tmp_path: Path, backend: str) -> None:
+    project = copy_template(tmp_path)
+    post_gen.apply_options(project, {**GOOD, "users": True, "broadcast_backend": backend})
+    users = project / "quart_ws_app" / "users"
+    assert [path.name for path in users.glob("presence_*.py")] == [f"presence_{backend}.py"]
+    assert [path.name for path in (project / "tests" / "users").iterdir() if path.is_dir()] == [
+        backend
+    ]
+    assert (project / "tests" / "browser" / "users").is_dir()
+
+
+def test_post_gen_removes_users_files(tmp_path: Path) -> None:
+    project = copy_template(tmp_path)
+    post_gen.apply_options(project, GOOD)
+    for gone in ("quart_ws_app/users", "tests/users", "tests/browser/users"):
+        assert not (project / gone).exists()
 
 
 def test_post_gen_keeps_the_uvicorn_entry_point_only_for_uvicorn(tmp_path: Path) -> None:

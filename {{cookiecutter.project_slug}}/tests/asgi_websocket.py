@@ -17,6 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from quart import Quart
+{%- if cookiecutter.users %}
+
+from .users.tickets import ticket_header
+{%- endif %}
 
 Event = dict[str, Any]
 TIMEOUT = 5.0
@@ -111,6 +115,10 @@ async def asgi_connect(
     """Open ``url`` (a path with an optional query) on ``app``; disconnect on exit."""
     ws = AsgiWebsocket()
     await ws.to_app.put({"type": "websocket.connect"})
+{%- if cookiecutter.users %}
+    if headers is None and app.secret_key:  # a new user, with a ticket from the app's key
+        headers = ticket_header(key=str(app.secret_key))
+{%- endif %}
     scope = websocket_scope(url, headers or {})
     task = asyncio.create_task(app(scope, ws.to_app.get, ws.from_app.put))  # type: ignore[arg-type]
     try:

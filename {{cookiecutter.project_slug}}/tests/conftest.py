@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+{%- if cookiecutter.users %}
+import os
+{%- endif %}
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
@@ -15,6 +18,9 @@ from {{ cookiecutter.package_name }} import create_app
 
 from .asgi_websocket import AsgiWebsocket, asgi_connect
 from .helpers import AppFactory, Connect, checks_up, wait_for
+{%- if cookiecutter.users %}
+from .users.tickets import TEST_SECRET_KEY
+{%- endif %}
 
 pytest_plugins = [
     "tests.servers",
@@ -22,6 +28,11 @@ pytest_plugins = [
     "tests.broadcast.redis.redis_server",
 {%- endif %}
 ]
+
+{%- if cookiecutter.users %}
+# Every app and server of the tests signs with this key (users/tickets.py).
+os.environ.setdefault("QUART_SECRET_KEY", TEST_SECRET_KEY)
+{%- endif %}
 
 # The browser tests need the optional extra: pip install -e '.[test,browser]'.
 if importlib.util.find_spec("playwright") is None:

@@ -6,13 +6,18 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from hypercorn.typing import ASGISendEvent
 from quart import Quart
+from websockets.asyncio import client
 
 from {{ cookiecutter.package_name }}.sockets import OpenSocket
 
 from .asgi_websocket import AsgiWebsocket
+{%- if cookiecutter.users %}
+from .users.tickets import ticket_header
+{%- endif %}
 
 # The types of the make_app and ws_connect fixtures.
 AppFactory = Callable[..., Awaitable[Quart]]
@@ -25,6 +30,14 @@ async def wait_for(condition: Callable[[], bool], within: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+def connect(url: str, **options: Any) -> client.connect:
+    """websockets' ``connect``{% if cookiecutter.users %}, as a new user with a ticket unless headers are given{% endif %}."""
+{%- if cookiecutter.users %}
+    options.setdefault("additional_headers", ticket_header())
+{%- endif %}
+    return client.connect(url, **options)
 
 
 METRICS_TOKEN = "metrics-token"  # make_app(METRICS_TOKEN=METRICS_TOKEN) turns /metrics on

@@ -23,6 +23,10 @@ import pytest
 from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
+{%- if cookiecutter.users %}
+
+from .users.tickets import ticket_header
+{%- endif %}
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP = "{{ cookiecutter.package_name }}:app"
@@ -49,7 +53,11 @@ def raw_websocket(url: str) -> Iterator[tuple[socket.socket, ClientProtocol]]:
     uri = parse_uri(url)
     protocol = ClientProtocol(uri, max_size=None)
     with socket.create_connection((uri.host, uri.port), timeout=10) as sock:
-        protocol.send_request(protocol.connect())
+        request = protocol.connect()
+{%- if cookiecutter.users %}
+        request.headers.update(ticket_header())
+{%- endif %}
+        protocol.send_request(request)
         sock.sendall(b"".join(protocol.data_to_send()))
         while protocol.state is State.CONNECTING:
             chunk = sock.recv(4096)
@@ -146,6 +154,7 @@ def run_server(
     """
     port = port or free_port()
     env = {**(env or {}), **({"QUART_METRICS_TOKEN": METRICS_TOKEN} if metrics else {})}
+
     if server == "hypercorn":
         # Hypercorn waits out its graceful timeout on every stop while the ping
         # task of a closed websocket sleeps (README.md, Which server): 1 s, not 5.

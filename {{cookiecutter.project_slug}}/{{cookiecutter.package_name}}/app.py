@@ -11,6 +11,7 @@ from quart import Quart
 from .broadcast import blueprint as broadcast_blueprint
 from .broadcast import init_broadcast
 {% endif -%}
+
 from .config import load_config
 from .gc_tuning import tune_gc
 from .limits import ConnectionCap
@@ -21,6 +22,10 @@ from .quart_internals import use_quart_internals
 from .routes import blueprint
 from .shutdown import CloseOnShutdown
 from .sockets import SocketClosed, end_quietly
+{%- if cookiecutter.users %}
+from .users import blueprint as users_blueprint
+from .users import init_users
+{%- endif %}
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
@@ -41,6 +46,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
 {%- if cookiecutter.broadcast %}
     init_broadcast(app)
     app.register_blueprint(broadcast_blueprint)
+{%- endif %}
+{%- if cookiecutter.users %}
+    init_users(app)
+    app.register_blueprint(users_blueprint)
 {%- endif %}
     app.asgi_app = CloseOnShutdown(app.asgi_app)  # type: ignore[method-assign]
     # Outermost: a refused handshake costs no state at all.

@@ -37,6 +37,20 @@ DEFAULTS: dict[str, Any] = {
     "ROOM_HISTORY_SECONDS": 300,
     "ROOM_HISTORY_BYTES": 1024 * 1024,
 {%- endif %}
+{%- if cookiecutter.users %}
+    # Signs sessions and tickets (users/identity.py); the app refuses to start
+    # without it, except under DEMO_LOGIN (a random key for that run).
+    "SECRET_KEY": None,
+    # Seconds a ticket from POST /api/tickets stays valid for a handshake.
+    "TICKET_SECONDS": 60,
+    # Seconds after which a process that stopped renewing its presence
+    # entries (killed) has its users leave.
+    "PRESENCE_TTL": 30,
+    # Open websockets of one user on this process; past it a handshake gets 429.
+    "CONNECTIONS_PER_USER": 10,
+    # GET/POST /login take any name: for trying the app, never in production.
+    "DEMO_LOGIN": False,
+{%- endif %}
 {%- if cookiecutter.broadcast_backend == "redis" %}
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "REDIS_CHANNEL": "{{ cookiecutter.package_name }}:broadcast",

@@ -33,13 +33,15 @@ class SocketClosed(ConnectionError):
 class OpenSocket:
     """One websocket's connection to the server, and whether it is still open."""
 
-    __slots__ = ("closed", "closing", "open_sockets", "server_send")
+    __slots__ = ("closed", "closing", "open_sockets", "server_send", "user")
 
     def __init__(self, server_send: ASGISendCallable, open_sockets: set[OpenSocket]) -> None:
         self.server_send = server_send
         self.open_sockets = open_sockets  # holds this socket from accept to close
         self.closed = False
         self.closing: asyncio.Future[None] | None = None  # a close started by ``end``
+        # Who is at the other end, once known{% if cookiecutter.users %} (users/identity.py){% endif %}; None: anonymous.
+        self.user: str | None = None
 
     def send_data(self, data: str | bytes) -> Coroutine[Any, Any, None]:
         """Send one message; ``SocketClosed`` once the socket is closed.

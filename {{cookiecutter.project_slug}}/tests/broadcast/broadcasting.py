@@ -10,6 +10,9 @@ from quart import Quart
 
 from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
 
+PRESENCE = {{ '{"presence", "join", "leave"}' if cookiecutter.users else "set()" }}
+SKIPPED = {"heartbeat", *PRESENCE}
+
 
 def subscriber_count(app: Quart, topic: str = EVERYONE) -> int:
     """Websockets of ``app`` subscribed to ``topic`` (a room's name, or the broadcast)."""
@@ -17,9 +20,11 @@ def subscriber_count(app: Quart, topic: str = EVERYONE) -> int:
     return hub.subscriber_count(topic)
 
 
-async def next_frame(receive: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
-    """The next room frame that ``receive`` gets, heartbeats skipped."""
+async def next_frame(
+    receive: Callable[[], Awaitable[Any]], skipped: set[str] = SKIPPED
+) -> dict[str, Any]:
+    """The next room frame that ``receive`` gets, heartbeats{% if cookiecutter.users %} and presence{% endif %} skipped."""
     while True:
         frame: dict[str, Any] = json.loads(await receive())
-        if frame["type"] != "heartbeat":
+        if frame["type"] not in skipped:
             return frame

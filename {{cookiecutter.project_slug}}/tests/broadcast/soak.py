@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
+from ..helpers import connect
 from ..servers import PRODUCTION, SERVERS, LiveServer, read_metrics, run_server
 
 # The figures that must come back to their starting values.

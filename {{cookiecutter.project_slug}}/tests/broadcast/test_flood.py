@@ -15,10 +15,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
 
+from ..helpers import connect
 from ..servers import SERVERS, LiveServer, raw_websocket, read_metrics, run_server
 
 BACKLOG = 10_000  # messages sent at once, before reading anything

@@ -7,11 +7,12 @@ import socket
 from collections.abc import Awaitable, Iterator
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
 from websockets.frames import Close
 from websockets.typing import Data
 
+from ..helpers import connect
 from ..servers import SERVERS, LiveServer, raw_websocket, run_server
 from .broadcasting import next_frame
 

@@ -50,10 +50,13 @@ def current_broker() -> Broker:
     return broker
 
 
-async def broadcast(message: Message, room: str | None = None) -> str | None:
+async def broadcast(
+    message: Message, room: str | None = None, sender: str | None = None
+) -> str | None:
     """Send ``message`` to every ``/ws/broadcast`` client, or to one room's clients.
 
     Room messages are text, kept in the room's history; their id is returned.
+    ``sender`` becomes the frame's ``from``: the server's own messages have none.
     Call it from anything running in the app context: a route, a websocket
     handler, or a background task started with ``app.add_background_task``.
     Raises ``BroadcastUnavailable`` if the broker cannot take it (Redis down),
@@ -64,7 +67,7 @@ async def broadcast(message: Message, room: str | None = None) -> str | None:
         if room is None:
             await broker.publish(message)
             return None
-        return await broker.publish_to_room(room, room_text(room, message))
+        return await broker.publish_to_room(room, room_text(room, message), sender)
     except BroadcastUnavailable:
         current_app.extensions["publish_failures"].inc()
         raise

@@ -26,8 +26,11 @@ class Broker(Protocol):
     async def publish(self, message: Message) -> None:
         """Send ``message`` to every ``/ws/broadcast`` client of every process reached."""
 
-    async def publish_to_room(self, room: str, text: str) -> str:
+    async def publish_to_room(self, room: str, text: str, sender: str | None = None) -> str:
         """Append ``text`` to the room's history, deliver it to the room; return its id."""
+
+    async def publish_notice(self, topic: str, frame: str) -> None:
+        """Deliver ``frame`` to the topic's sockets on every process reached, as a ``Notice``."""
 
     async def room_history(self, room: str) -> RoomHistory:
         """What the room still keeps, oldest first, for a client that resumes."""

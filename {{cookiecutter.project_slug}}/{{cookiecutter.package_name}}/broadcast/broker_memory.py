@@ -18,7 +18,7 @@ from quart import Quart
 
 from ..messages import Message
 from .hub import EVERYONE, Hub
-from .rooms import MessageKey, RoomHistory, RoomMessage
+from .rooms import MessageKey, Notice, RoomHistory, RoomMessage
 from .worker_lock import WorkerLock
 
 
@@ -71,11 +71,11 @@ class MemoryBroker:
     async def publish(self, message: Message) -> None:
         self.hub.deliver(message, EVERYONE)
 
-    async def publish_to_room(self, room: str, text: str) -> str:
+    async def publish_to_room(self, room: str, text: str, sender: str | None = None) -> str:
         now = int(time.time() * 1000)
         millis, sequence = self.last_key.get(room, (0, -1))
         key = (now, 0) if now > millis else (millis, sequence + 1)  # as Redis numbers them
-        message = RoomMessage.create(room, f"{key[0]}-{key[1]}", text)
+        message = RoomMessage.create(room, f"{key[0]}-{key[1]}", text, sender)
         self.expire_rooms()
         history = self.rooms.setdefault(room, BoundedHistory())
         history.append(message)
@@ -83,6 +83,9 @@ class MemoryBroker:
         self.last_key[room] = key
         self.hub.deliver(message, room)
         return message.id
+
+    async def publish_notice(self, topic: str, frame: str) -> None:
+        self.hub.deliver(Notice(frame), topic)
 
     async def room_history(self, room: str) -> RoomHistory:
         history = self.rooms.get(room)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from quart import Quart
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,12 +33,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..messages import Message
 from .broker import BroadcastUnavailable
 from .hub import EVERYONE, Hub
-from .rooms import MessageKey, RoomHistory, RoomMessage, message_key
+from .rooms import MessageKey, Notice, RoomHistory, RoomMessage, message_key
 
 log = logging.getLogger(__name__)
 
-# One leading byte tells text from bytes from a room message ("r<room>\n<id>\n<text>").
-TEXT, BINARY, ROOM = b"t", b"b", b"r"
+# One leading byte tells text from bytes from a room message
+# ("r<room>\n<id>\n<sender>\n<text>") from a notice ("n<topic>\n<frame>").
+TEXT, BINARY, ROOM, NOTICE = b"t", b"b", b"r", b"n"
 FIRST_RETRY_DELAY = 0.1  # reconnecting the subscription: see backoff()
 MAX_RETRY_DELAY = 5.0
 # Both connections: a connect that hangs fails after 2 s, an idle one is
@@ -50,13 +51,15 @@ CONNECTION_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "health_check
 COMMAND_RETRY_BACKOFF = {"cap": 0.5, "base": 0.05}
 COMMAND_RETRIES = 2
 RETRY_ON = [RedisConnectionError, RedisTimeoutError]
+MAX_CONNECTIONS = 50  # publishing connections per process
+POOL_TIMEOUT = 5  # seconds a command waits for one of them
 
 # Append to the room's stream, trim it, and announce it on the channel, in one
 # atomic step: the order of the announcements is the order of the ids.
 # KEYS: stream, its byte count and newest dropped id (a hash).
-# ARGV: text, max count, max bytes, max age (ms), channel, room.
+# ARGV: text, max count, max bytes, max age (ms), channel, room, sender ('': none).
 PUBLISH_TO_ROOM = """
-local id = redis.call('XADD', KEYS[1], '*', 'd', ARGV[1])
+local id = redis.call('XADD', KEYS[1], '*', 'd', ARGV[1], 'f', ARGV[7])
 local size = redis.call('HINCRBY', KEYS[2], 'size', #ARGV[1])
 local now = redis.call('TIME')
 local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[4])
@@ -74,7 +77,8 @@ while count > 1 do
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', ARGV[5], 'r' .. ARGV[6] .. '\\n' .. id .. '\\n' .. ARGV[1])
+local header = 'r' .. ARGV[6] .. '\\n' .. id .. '\\n' .. ARGV[7] .. '\\n'
+redis.call('PUBLISH', ARGV[5], header .. ARGV[1])
 return id
 """
 
@@ -87,19 +91,22 @@ def decode(payload: bytes) -> Message:
     return payload[1:].decode() if payload[:1] == TEXT else payload[1:]
 
 
-def stream_entries(raw: Any) -> list[tuple[str, str]]:
-    """The (id, text) of each entry that XRANGE returned."""
-    return [(entry_id.decode(), fields[b"d"].decode()) for entry_id, fields in raw or ()]
+def stream_entries(raw: Any) -> list[tuple[str, str, str]]:
+    """The (id, text, sender or "") of each entry that XRANGE returned."""
+    return [
+        (entry_id.decode(), fields[b"d"].decode(), fields.get(b"f", b"").decode())
+        for entry_id, fields in raw or ()
+    ]
 
 
-def room_payload(room: str, message_id: str, text: str) -> bytes:
+def room_payload(room: str, message_id: str, text: str, sender: str = "") -> bytes:
     """What the publish script announces for a room message (see decode_room_message)."""
-    return ROOM + f"{room}\n{message_id}\n{text}".encode()
+    return ROOM + f"{room}\n{message_id}\n{sender}\n{text}".encode()
 
 
 def decode_room_message(payload: bytes) -> tuple[str, RoomMessage]:
-    room, message_id, text = payload[1:].decode().split("\n", 2)
-    return room, RoomMessage.create(room, message_id, text)
+    room, message_id, sender, text = payload[1:].decode().split("\n", 3)
+    return room, RoomMessage.create(room, message_id, text, sender or None)
 
 
 class RedisBroker:
@@ -128,9 +135,17 @@ class RedisBroker:
 
     async def start(self) -> None:
         retry = Retry(ExponentialBackoff(**COMMAND_RETRY_BACKOFF), COMMAND_RETRIES)
-        self.redis = Redis.from_url(
-            self.url, retry=retry, retry_on_error=RETRY_ON, **CONNECTION_OPTIONS
+        # A burst of publishes and handshakes waits for a free connection
+        # rather than failing: redis-py's default pool raises past 100.
+        pool = BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_TIMEOUT,
+            retry=retry,
+            retry_on_error=RETRY_ON,
+            **CONNECTION_OPTIONS,
         )
+        self.redis = Redis.from_pool(pool)
         # The subscription never reconnects by itself: redis-py would resubscribe
         # silently, and what was published meanwhile would never be filled in.
         self.subscriber = Redis.from_url(
@@ -164,13 +179,19 @@ class RedisBroker:
         except (RedisError, OSError) as error:
             raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
 
-    async def publish_to_room(self, room: str, text: str) -> str:
-        arguments: list[str | int] = [text, *self.history_limits, self.channel, room]
+    async def publish_to_room(self, room: str, text: str, sender: str | None = None) -> str:
+        arguments = [text, *self.history_limits, self.channel, room, sender or ""]
         try:
             message_id = await self.publish_script(self.room_keys(room), arguments)
         except (RedisError, OSError) as error:
             raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
         return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
+
+    async def publish_notice(self, topic: str, frame: str) -> None:
+        try:
+            await self.connected().publish(self.channel, NOTICE + f"{topic}\n{frame}".encode())
+        except (RedisError, OSError) as error:
+            raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
 
     async def room_history(self, room: str) -> RoomHistory:
         stream, meta = self.room_keys(room)
@@ -186,8 +207,8 @@ class RedisBroker:
         oldest = (int(time.time() * 1000) - self.history_limits[2], 0)
         dropped_id = dropped.decode() if isinstance(dropped, bytes) else dropped
         history = RoomHistory(dropped_through=message_key(dropped_id) if dropped_id else None)
-        for entry_id, text in stream_entries(entries):
-            message = RoomMessage.create(room, entry_id, text)
+        for entry_id, text, sender in stream_entries(entries):
+            message = RoomMessage.create(room, entry_id, text, sender or None)
             if message.key < oldest:  # expired, not yet trimmed
                 history.dropped_through = message.key
             else:
@@ -195,6 +216,10 @@ class RedisBroker:
         return history
 
     def deliver(self, payload: bytes) -> None:
+        if payload[:1] == NOTICE:
+            topic, frame = payload[1:].decode().split("\n", 1)
+            self.hub.deliver(Notice(frame), topic)
+            return
         if payload[:1] != ROOM:
             self.hub.deliver(decode(payload), EVERYONE)
             return
@@ -210,8 +235,8 @@ class RedisBroker:
         for room, (millis, sequence) in list(self.delivered.items()):
             stream, _ = self.room_keys(room)
             entries = await redis.xrange(stream, min=f"({millis}-{sequence}")
-            for entry_id, text in stream_entries(entries):
-                self.deliver(room_payload(room, entry_id, text))
+            for entry in stream_entries(entries):
+                self.deliver(room_payload(room, *entry))
 
     def health(self) -> str:
         return "up" if self.subscribed else "down"

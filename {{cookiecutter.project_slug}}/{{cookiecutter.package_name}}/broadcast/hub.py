@@ -85,7 +85,7 @@ class Hub:
         )
         subscribers = Gauge(
             "broadcast_subscribers",
-            "Websockets subscribed to the broadcast or a room.",
+            "Subscriptions: to the broadcast, a room{% if cookiecutter.users %}, an inbox, a user's line{% endif %}.",
             registry=metrics.registry,
         )
         subscribers.set_function(lambda: sum(map(len, self.topics.values())))
@@ -97,12 +97,17 @@ class Hub:
     @contextmanager
     def subscribe(self, subscriber: S) -> Iterator[S]:
         """Register ``subscriber`` for the block; it is removed however the block ends."""
-        self.topics.setdefault(subscriber.topic, set()).add(subscriber)
+        self.add(subscriber)
         try:
             yield subscriber
         finally:
             self.remove(subscriber)
             subscriber.close()  # again after a cut-off: then it has nothing left to do
+
+    def add(self, subscriber: S) -> S:
+        """Register ``subscriber`` until ``remove``; ``subscribe`` does both for a block."""
+        self.topics.setdefault(subscriber.topic, set()).add(subscriber)
+        return subscriber
 
     def remove(self, subscriber: Subscriber) -> None:
         subscribers = self.topics.get(subscriber.topic)

@@ -4,12 +4,13 @@ Every room message has an id ``"<milliseconds>-<sequence>"``, the form of a
 Redis Stream entry id, ordered within its room and the same on every process.
 A client receives text frames of JSON::
 
-    {"type": "message", "room": "lobby", "id": "1764140000000-0", "data": "hello"}
+    {"type": "message", "room": "lobby", "id": "1764140000000-0", "from": null, "data": "hello"}
     {"type": "missed", "room": "lobby", "since": "1764139000000-3"}
 
 ``missed`` comes first on a resume whose ``since`` the history no longer
 reaches: some messages after it are gone, and the ones that follow are all
-that is left.
+that is left. ``from`` is who sent it: set by the server, never by the
+text{% if cookiecutter.users %} (a user id, or null for a message the server sent){% else %}; null here, where every socket is anonymous{% endif %}.
 """
 
 from __future__ import annotations
@@ -52,10 +53,17 @@ class RoomMessage:
     frame: str
 
     @classmethod
-    def create(cls, room: str, message_id: str, text: str) -> RoomMessage:
+    def create(cls, room: str, message_id: str, text: str, sender: str | None) -> RoomMessage:
         # Encoded once here, whatever the number of clients.
-        frame = json.dumps({"type": "message", "room": room, "id": message_id, "data": text})
-        return cls(message_id, message_key(message_id), frame)
+        fields = {"type": "message", "room": room, "id": message_id, "from": sender, "data": text}
+        return cls(message_id, message_key(message_id), json.dumps(fields))
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A frame for a topic's sockets that is not a message: no id, never kept."""
+
+    frame: str
 
 
 @dataclass(slots=True)

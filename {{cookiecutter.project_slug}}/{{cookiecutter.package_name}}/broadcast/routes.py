@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager{% if not cookiecutter.users %}, nullcontext{% endif %}
+from functools import partial
 from typing import Any
 
 from quart import Blueprint, current_app, request, websocket
@@ -21,6 +23,7 @@ from .outbox import Outbox, Send
 from .rooms import (
     BadResume,
     MessageKey,
+    Notice,
     RoomMessage,
     check_room_name,
     message_key,
@@ -56,40 +59,61 @@ async def room_socket(room: str) -> ResponseReturnValue | None:
     if problem is not None:
         current_metrics().handshakes_refused.labels("bad_room").inc()
         return {"error": problem}, 400  # before accept: the handshake fails
+{%- if cookiecutter.users %}
+    # users/presence.py: the room's list first, then who comes and goes.
+    joined: AbstractAsyncContextManager[list[str]]
+    joined = current_app.extensions["presence"].joined(room, current_socket())
+{%- else %}
+    joined: AbstractAsyncContextManager[list[str]] = nullcontext([])
+{%- endif %}
+    return await serve_topic(room, joined, partial(publish_what_arrives, room))
+
+
+async def serve_topic(
+    topic: str, joined: AbstractAsyncContextManager[list[str]], read: Callable[[], Awaitable[None]]
+) -> ResponseReturnValue | None:
+    """Serve one socket of a room-like topic until ``read`` returns.
+
+    Subscribed first, then the history read for ``?since=``: no gap. After
+    accept, inside ``joined``: the frames it gives, the ``missed`` notice and
+    the replay, then live messages.
+    """
     since = websocket.args.get("since")
     broker = current_broker()
-    with broker.hub.subscribe(Outbox(room, current_socket(), broker.hub.queue_size)) as outbox:
-        # Subscribed first, replayed next: no gap.
+    with broker.hub.subscribe(Outbox(topic, current_socket(), broker.hub.queue_size)) as outbox:
         replay: list[RoomMessage] = []
         missed = False
         if since is not None:
             try:
-                replay, missed = replay_after(await broker.room_history(room), since)
+                replay, missed = replay_after(await broker.room_history(topic), since)
             except BadResume as error:
                 current_metrics().handshakes_refused.labels("bad_since").inc()
                 return {"error": str(error)}, 400
             except BroadcastUnavailable as error:
                 return {"error": str(error)}, 503
         await websocket.accept()
-        if missed:
-            await websocket.send(missed_frame(room, since or ""))
-        for message in replay:
-            await websocket.send(message.frame)
-        seen = replay[-1].key if replay else message_key(since) if since else None
-        sent = current_metrics().messages_sent.labels(route_label())
-        outbox.open(live_sender(outbox.socket.send_data, seen), sent)
-        await publish_what_arrives(room)
+        async with joined as first_frames:
+            for frame in first_frames:
+                await websocket.send(frame)
+            if missed:
+                await websocket.send(missed_frame(topic, since or ""))
+            for message in replay:
+                await websocket.send(message.frame)
+            seen = replay[-1].key if replay else message_key(since) if since else None
+            sent = current_metrics().messages_sent.labels(route_label())
+            outbox.open(live_sender(outbox.socket.send_data, seen), sent)
+            await read()
     return None
 
 
 def live_sender(send: Send, seen: MessageKey | None) -> Send:
-    """``send`` live messages and heartbeats, skipping messages up to ``seen`` (replayed)."""
+    """``send`` live frames, skipping messages up to ``seen`` (replayed)."""
     floor = seen or (-1, -1)
 
-    def send_live(message: RoomMessage | Beat) -> Coroutine[Any, Any, None]:
-        if isinstance(message, Beat) or message.key > floor:
-            return send(message.frame)
-        return nothing_to_send()
+    def send_live(message: RoomMessage | Notice | Beat) -> Coroutine[Any, Any, None]:
+        if isinstance(message, RoomMessage) and message.key <= floor:
+            return nothing_to_send()
+        return send(message.frame)
 
     return send_live
 
@@ -100,7 +124,7 @@ async def publish_what_arrives(room: str) -> None:
             await websocket.close(UNSUPPORTED_DATA, "rooms carry text frames only")
             return
         try:
-            await broadcast(message, room=room)
+            await broadcast(message, room=room, sender=current_socket().user)
         except BroadcastUnavailable:
             await websocket.close(TRY_AGAIN_LATER, "broadcast unavailable")
             return

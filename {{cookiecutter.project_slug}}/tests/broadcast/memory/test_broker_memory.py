@@ -38,7 +38,7 @@ def broker(count: int = 3, seconds: int = 10, size: int = 1_000_000) -> MemoryBr
 
 
 def message(millis: int, text: str = "x") -> RoomMessage:
-    return RoomMessage.create("r", f"{millis}-0", text)
+    return RoomMessage.create("r", f"{millis}-0", text, None)
 
 
 def test_a_history_drops_its_oldest_past_the_count_and_keeps_its_size_true() -> None:

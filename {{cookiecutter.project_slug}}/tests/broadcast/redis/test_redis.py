@@ -9,12 +9,12 @@ import urllib.request
 
 import pytest
 from quart import Quart
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from {{ cookiecutter.package_name }}.broadcast.broker_redis import decode, encode
 
 from ...asgi_websocket import asgi_connect
-from ...helpers import AppFactory, wait_for
+from ...helpers import AppFactory, connect, wait_for
 from ...servers import LiveServer, answers_healthz
 from ..broadcasting import subscriber_count
 from .redis_server import TOKEN, RedisServer

@@ -8,10 +8,10 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.typing import Data
 
-from ...helpers import wait_for
+from ...helpers import connect, wait_for
 from ...servers import LiveServer, answers_healthz
 from ..broadcasting import next_frame
 from .redis_server import TOKEN, RedisServer

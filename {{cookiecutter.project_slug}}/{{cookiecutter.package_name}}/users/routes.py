@@ -1,0 +1,137 @@
+"""The inbox socket and the HTTP API of users: tickets, direct messages, presence."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+from quart import Blueprint, current_app, redirect, request, websocket
+from quart.typing import ResponseReturnValue
+from quart_auth import logout_user
+
+from ..broadcast.broker import BroadcastUnavailable
+from ..broadcast.rooms import check_room_name
+from ..broadcast.routes import UNSUPPORTED_DATA, serve_topic
+from ..messages import incoming_messages
+from ..sockets import current_socket
+from ..tokens import refuse_without_token
+from .api import INBOX, disconnect_user, send_to_user
+from .identity import (
+    BadTicket,
+    bearer,
+    check_user_id,
+    credential_user,
+    current_tickets,
+    session_user,
+    user_of,
+)
+from .presence import current_presence
+
+blueprint = Blueprint("users", __name__)
+
+SERVER = ""  # the caller that showed the server's token (QUART_BROADCAST_TOKEN)
+NO_CREDENTIAL = {"error": "send the server's token, a ticket, or a session cookie"}
+
+
+@blueprint.websocket("/ws/inbox")
+async def inbox_socket() -> ResponseReturnValue | None:
+    """This user's own messages, from every process; ``?since=<id>`` resumes."""
+    user = user_of(current_socket())
+    return await serve_topic(INBOX + user, nullcontext([]), refuse_input)
+
+
+async def refuse_input() -> None:
+    async for _ in incoming_messages():
+        await websocket.close(UNSUPPORTED_DATA, "the inbox only receives: POST to send")
+        return
+
+
+async def caller(users_too: bool = True) -> str | ResponseReturnValue:
+    """``SERVER``, or the user id of the credential; the 401 answer if neither."""
+    token = current_app.config["BROADCAST_TOKEN"]
+    if bearer() is not None and token and refuse_without_token(str(token)) is None:
+        return SERVER
+    if users_too:
+        try:
+            user = await credential_user()
+        except BadTicket as error:
+            return {"error": str(error)}, 401, {"WWW-Authenticate": "Bearer"}
+        if user is not None:
+            return user
+    return NO_CREDENTIAL, 401, {"WWW-Authenticate": "Bearer"}
+
+
+@blueprint.post("/api/tickets")
+async def post_ticket() -> ResponseReturnValue:
+    """A ticket for the session's user, or with the server's token for ``{"user": id}``."""
+    user = await session_user()
+    if user is None:
+        who = await caller(users_too=False)
+        if who != SERVER:
+            return who
+        body = await request.get_json(silent=True)
+        user = body.get("user") if isinstance(body, dict) else None
+        if not isinstance(user, str) or check_user_id(user) is not None:
+            return {"error": 'send {"user": "<id>"}: 1-64 of A-Z a-z 0-9 . _ -'}, 400
+    tickets = current_tickets()
+    return {"ticket": tickets.issue(user), "expires_in": tickets.seconds}
+
+
+@blueprint.post("/api/users/<user>/messages")
+async def post_user_message(user: str) -> ResponseReturnValue:
+    """Send the body (UTF-8 text) to the user's inbox; ``from`` is the caller."""
+    who = await caller()
+    if not isinstance(who, str):
+        return who
+    problem = check_user_id(user)
+    if problem is not None:
+        return {"error": problem}, 400
+    try:
+        text = (await request.body).decode("utf-8")
+    except UnicodeDecodeError:
+        return {"error": "body is not UTF-8 text: inboxes carry text"}, 400
+    try:
+        message_id = await send_to_user(user, text, sender=who or None)
+    except BroadcastUnavailable as error:
+        return {"error": str(error)}, 503
+    body: dict[str, Any] = {"user": user, "id": message_id}
+    return body, 201
+
+
+@blueprint.delete("/api/users/<user>/connections")
+async def delete_user_connections(user: str) -> ResponseReturnValue:
+    """Close every websocket of the user, everywhere (server token only)."""
+    who = await caller(users_too=False)
+    if who != SERVER:
+        return who
+    problem = check_user_id(user)
+    if problem is not None:
+        return {"error": problem}, 400
+    try:
+        await disconnect_user(user)
+    except BroadcastUnavailable as error:
+        return {"error": str(error)}, 503
+    return "", 204
+
+
+@blueprint.get("/api/rooms/<room>/presence")
+async def get_presence(room: str) -> ResponseReturnValue:
+    """Who is in the room, on every process."""
+    who = await caller()
+    if not isinstance(who, str):
+        return who
+    problem = check_room_name(room)
+    if problem is not None:
+        return {"error": problem}, 400
+    try:
+        users = await current_presence().store.users(room)
+    except BroadcastUnavailable as error:
+        return {"error": str(error)}, 503
+    return {"room": room, "users": users}
+
+
+@blueprint.post("/logout")
+async def logout() -> ResponseReturnValue:
+    """End the session; open sockets stay until they close or are disconnected."""
+    logout_user()
+    return redirect("/", 303)
