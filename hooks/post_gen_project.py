@@ -37,11 +37,12 @@ def choose_broker(root: Path, package: str, backend: str) -> None:
 
 
 def choose_presence_store(root: Path, package: str, backend: str) -> None:
-    """Keep ``users/presence_<backend>.py`` and the backend's tests; drop the others."""
+    """Keep ``users/presence_<backend>.py``; the redis one has its tests in ``tests/users/redis``."""
     for other in BACKENDS:
         if other != backend:
             remove(root, f"{package}/users/presence_{other}.py")
-            shutil.rmtree(root / "tests" / "users" / other)
+    if backend != "redis":
+        shutil.rmtree(root / "tests" / "users" / "redis")
 
 
 def remove_ci_files(root: Path) -> None:

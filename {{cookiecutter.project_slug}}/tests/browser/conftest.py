@@ -24,6 +24,14 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+{% if cookiecutter.users -%}
+@pytest.fixture(autouse=True)
+def demo_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers of the browser tests let pages log in by name (users/login.py)."""
+    monkeypatch.setenv("QUART_DEMO_LOGIN", "1")
+
+
+{% endif -%}
 @pytest.fixture
 def server() -> Iterator[LiveServer]:
     """The app under Hypercorn, as in production."""

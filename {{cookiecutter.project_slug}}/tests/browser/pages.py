@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
+{%- if cookiecutter.users %}
+from itertools import count
+from urllib.parse import urlsplit
+{%- endif %}
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect
@@ -40,8 +44,24 @@ class WatchedPage:
     dialogs: list[str] = field(default_factory=list)
 
 
-def open_page(browser: Browser, url: str) -> WatchedPage:
+{% if cookiecutter.users -%}
+TESTERS = count()
+
+
+def log_in(page: Page, url: str, user: str | None = None) -> None:
+    """Log the page's context in through the demo login (conftest.py turns it on)."""
+    parts = urlsplit(url)
+    name = user or f"tester-{next(TESTERS)}"
+    response = page.request.post(f"{parts.scheme}://{parts.netloc}/login", form={"name": name})
+    assert response.ok, response.status
+
+
+{% endif -%}
+def open_page(browser: Browser, url: str{% if cookiecutter.users %}, user: str | None = None{% endif %}) -> WatchedPage:
     watched = WatchedPage(browser.new_page())
+{%- if cookiecutter.users %}
+    log_in(watched.page, url, user)  # each page is a context of its own: a user of its own
+{%- endif %}
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -58,9 +78,9 @@ def open_page(browser: Browser, url: str) -> WatchedPage:
     return watched
 
 
-def open_connected(browser: Browser, url: str) -> Page:
+def open_connected(browser: Browser, url: str{% if cookiecutter.users %}, user: str | None = None{% endif %}) -> Page:
     """A page of ``url`` whose websocket is connected."""
-    page = open_page(browser, url).page
+    page = open_page(browser, url{% if cookiecutter.users %}, user{% endif %}).page
     expect(page.locator("#status")).to_have_text("connected")
     return page
 

@@ -200,16 +200,20 @@ async def test_the_inbox_refuses_what_a_client_sends(app: Quart) -> None:
 async def test_the_api_refuses_bad_requests(
     app: Quart, method: str, path: str, headers: dict[str, str], status: int
 ) -> None:
-    response = await app.test_client().open(path, method=method, data="x", headers=headers)
+    request = getattr(app.test_client(), method.lower())
+    response = await request(path, data="x", headers=headers)
     assert response.status_code == status
 
 
 async def test_disconnecting_a_user_closes_their_sockets_only(app: Quart) -> None:
     async with asgi_connect(app, "/ws/rooms/lobby", ticket_header("alice")) as alice:
+        roster: set[str] = set()
+        await roster_until(alice, roster, {"alice"})
         async with (
             asgi_connect(app, "/ws/rooms/lobby", ticket_header("bob")) as bob,
             asgi_connect(app, "/ws/inbox", ticket_header("bob")) as bobs_inbox,
         ):
+            await roster_until(alice, roster, {"alice", "bob"})
             await wait_for(lambda: subscriber_count(app, "!bob") == 2)
             client = app.test_client()
             response = await client.delete("/api/users/bob/connections", headers=SERVER)
@@ -221,7 +225,7 @@ async def test_disconnecting_a_user_closes_their_sockets_only(app: Quart) -> Non
                 assert closed.value.code == 4001
                 assert closed.value.reason == "disconnected by the server"
         # The in-process client reports the disconnect as it leaves the block.
-        seen = await roster_until(alice, set(), {"alice"})
+        seen = await roster_until(alice, roster, {"alice"})
         assert seen[-1] == {"type": "leave", "room": "lobby", "user": "bob"}
         await alice.send("still here")
         assert (await next_frame(alice.receive))["data"] == "still here"
@@ -268,7 +272,7 @@ async def test_the_demo_login_sets_a_session_that_opens_sockets(make_app: AppFac
     async with asgi_connect(app, "/ws/rooms/lobby", {"Cookie": cookie}) as dana:
         assert (await frame(dana))["users"] == ["dana"]
     ticket = await (await client.post("/api/tickets", headers={"Cookie": cookie})).get_json()
-    assert Tickets(app.secret_key or "", 60).read(ticket["ticket"]) == "dana"  # type: ignore[arg-type]
+    assert Tickets(str(app.secret_key), 60).read(ticket["ticket"]) == "dana"
     await client.post("/logout", headers={"Cookie": cookie})
 
 

@@ -19,7 +19,12 @@
 // joins a room and resumes after any reconnect, or a reload of the page: it
 // keeps the last message id per room (in sessionStorage) and reconnects with
 // ?since=<id>, so the server first replays what was missed. onmissed(frame)
-// is called when the server no longer has all of it.
+// is called when the server no longer has all of it; onpresence(frame) with
+// each presence, join and leave frame, where the app knows its users.
+//
+//   const inbox = openInbox("alice", { onmessage });
+//
+// follows the logged-in user's own inbox the same way.
 
 const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 4000;
@@ -97,12 +102,21 @@ export function connect(path, { onmessage = () => {}, onstatus = () => {}, silen
   return client;
 }
 
-export function joinRoom(
-  room,
-  { onmessage = () => {}, onmissed = () => {}, onstatus, heartbeatMs = 20000 } = {},
+export function joinRoom(room, options) {
+  return follow(`/ws/rooms/${encodeURIComponent(room)}`, `room-last-id:${room}`, options);
+}
+
+export function openInbox(user, options) {
+  return follow("/ws/inbox", `inbox-last-id:${user}`, options);
+}
+
+const PRESENCE = new Set(["presence", "join", "leave"]);
+
+function follow(
+  base,
+  key,
+  { onmessage = () => {}, onmissed = () => {}, onpresence = () => {}, onstatus, heartbeatMs = 20000 } = {},
 ) {
-  const key = `room-last-id:${room}`;
-  const base = `/ws/rooms/${encodeURIComponent(room)}`;
   const path = () => {
     const since = sessionStorage.getItem(key);
     return since ? `${base}?since=${encodeURIComponent(since)}` : base;
@@ -117,6 +131,8 @@ export function joinRoom(
       } else if (frame.type === "message") {
         sessionStorage.setItem(key, frame.id);
         onmessage(frame.data, frame);
+      } else if (PRESENCE.has(frame.type)) {
+        onpresence(frame);
       }
     },
   });

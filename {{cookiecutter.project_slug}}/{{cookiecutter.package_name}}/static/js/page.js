@@ -1,17 +1,37 @@
 // Wires the page to the client: log, input box, send button, status.
-import { connect, joinRoom } from "./client.js";
+import { connect, joinRoom, openInbox } from "./client.js";
 
 const log = document.getElementById("log");
 const status = document.getElementById("status");
 const form = document.getElementById("send-form");
 const input = document.getElementById("message");
 
-function addEntry(kind, text) {
+function addEntry(kind, text, sender, list = log) {
   const entry = document.createElement("li");
   entry.className = kind;
   entry.textContent = text; // text, never HTML: messages cannot inject markup
-  log.append(entry);
+  if (sender) entry.dataset.from = sender; // shown by the stylesheet
+  list.append(entry);
   entry.scrollIntoView({ block: "end" });
+}
+
+// Who is in the room: the list from the presence frame, then each change.
+const roster = new Set();
+function showPresence(frame) {
+  if (frame.type === "presence") {
+    roster.clear();
+    frame.users.forEach((user) => roster.add(user));
+  } else if (frame.type === "join") {
+    roster.add(frame.user);
+  } else {
+    roster.delete(frame.user);
+  }
+  const items = [...roster].sort().map((user) => {
+    const item = document.createElement("li");
+    item.textContent = user;
+    return item;
+  });
+  document.getElementById("presence")?.replaceChildren(...items);
 }
 
 function describe(data) {
@@ -41,7 +61,8 @@ function openSocket(room) {
   }
   return joinRoom(room, {
     heartbeatMs: 1000 * Number(document.body.dataset.heartbeatSeconds),
-    onmessage: (data) => addEntry("received", data),
+    onmessage: (data, frame) => addEntry("received", data, frame.from),
+    onpresence: showPresence,
     onmissed: () => addEntry("notice", "Some messages were missed while you were away."),
     onstatus: showStatus,
   });
@@ -60,3 +81,28 @@ form.addEventListener("submit", (event) => {
     addEntry("error", "not connected: message not sent");
   }
 });
+
+// With users: this user's inbox, and a form that sends to one user.
+const me = document.body.dataset.user;
+const inbox = document.getElementById("inbox");
+if (me && inbox) {
+  openInbox(me, {
+    heartbeatMs: 1000 * Number(document.body.dataset.heartbeatSeconds),
+    onmessage: (data, frame) => addEntry("received", data, frame.from ?? "server", inbox),
+  });
+  document.getElementById("direct-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const to = document.getElementById("direct-to").value;
+    const text = document.getElementById("direct-text");
+    const response = await fetch(`/api/users/${encodeURIComponent(to)}/messages`, {
+      method: "POST",
+      body: text.value,
+    });
+    if (response.ok) {
+      addEntry("sent", text.value, `to ${to}`, inbox);
+      text.value = "";
+    } else {
+      addEntry("error", (await response.json()).error, null, inbox);
+    }
+  });
+}

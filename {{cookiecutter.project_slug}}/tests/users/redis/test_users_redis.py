@@ -1,0 +1,128 @@
+"""Users across processes: real redis-server, two server processes, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from ...broadcast.redis.redis_server import TOKEN, RedisServer
+from ...helpers import connect
+from ...servers import LiveServer, run_server
+from ..tickets import ticket_header
+
+TTL = 3  # QUART_PRESENCE_TTL: a renewal every second
+
+
+@pytest.fixture
+def servers(redis_server: RedisServer) -> Iterator[tuple[LiveServer, LiveServer]]:
+    env = {
+        "QUART_REDIS_URL": redis_server.url,
+        "QUART_BROADCAST_TOKEN": TOKEN,
+        "QUART_PRESENCE_TTL": str(TTL),
+    }
+    with run_server(env=env) as first, run_server(env=env) as second:
+        yield first, second
+
+
+def call(server: LiveServer, method: str, path: str, body: bytes = b"") -> Any:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    request = urllib.request.Request(
+        server.http_url + path, data=body or None, method=method, headers=headers
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+def as_user(user: str, url: str) -> Any:
+    return connect(url, additional_headers=ticket_header(user))
+
+
+async def frame(ws: ClientConnection) -> dict[str, Any]:
+    while True:
+        item: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if item["type"] != "heartbeat":
+            return item
+
+
+async def roster_until(ws: ClientConnection, roster: set[str], wanted: set[str]) -> None:
+    """Apply presence frames to ``roster`` until it is ``wanted``."""
+    while roster != wanted:
+        item = await frame(ws)
+        if item["type"] == "presence":
+            roster.clear()
+            roster.update(item["users"])
+        elif item["type"] in ("join", "leave"):
+            (roster.add if item["type"] == "join" else roster.discard)(item["user"])
+
+
+async def test_users_of_two_processes_meet_talk_and_are_cut_off(
+    servers: tuple[LiveServer, LiveServer],
+) -> None:
+    first, second = servers
+    room = "/ws/rooms/lobby"
+    async with (
+        as_user("alice", first.ws_url + room) as alice,
+        as_user("alice", first.ws_url + "/ws/inbox") as alice_inbox,
+        as_user("bob", second.ws_url + room) as bob,
+        as_user("bob", second.ws_url + "/ws/inbox") as bob_inbox,
+    ):
+        alices, bobs = set[str](), set[str]()
+        await roster_until(alice, alices, {"alice", "bob"})  # presence converges on both
+        await roster_until(bob, bobs, {"alice", "bob"})
+        answer = await asyncio.to_thread(call, second, "GET", "/api/rooms/lobby/presence")
+        assert answer == {"room": "lobby", "users": ["alice", "bob"]}
+
+        await alice.send('{"from": "bob"}')  # a text that claims another sender
+        heard = await frame(bob)
+        while heard["type"] != "message":
+            heard = await frame(bob)
+        assert (heard["from"], heard["data"]) == ("alice", '{"from": "bob"}')
+
+        # Posted to the second process, for alice, whose inbox is on the first.
+        await asyncio.to_thread(call, second, "POST", "/api/users/alice/messages", b"psst")
+        direct = await frame(alice_inbox)
+        assert (direct["room"], direct["from"], direct["data"]) == ("@alice", None, "psst")
+        await asyncio.to_thread(call, first, "POST", "/api/users/bob/messages", b"marker")
+        assert (await frame(bob_inbox))["data"] == "marker"  # nothing of alice's before it
+
+        started = time.monotonic()
+        await asyncio.to_thread(call, second, "DELETE", "/api/users/alice/connections")
+        for ws in (alice, alice_inbox):
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+        assert time.monotonic() - started < 1
+        await roster_until(bob, bobs, {"bob"})
+        await bob.send("bob is still here")
+        heard = await frame(bob)
+        while heard["type"] != "message":
+            heard = await frame(bob)
+        assert heard["data"] == "bob is still here"
+
+
+async def test_the_users_of_a_killed_process_leave_within_the_ttl(
+    servers: tuple[LiveServer, LiveServer],
+) -> None:
+    first, second = servers
+    room = "/ws/rooms/lobby"
+    async with as_user("dave", second.ws_url + room) as dave:
+        roster: set[str] = set()
+        carol = await as_user("carol", first.ws_url + room)
+        await roster_until(dave, roster, {"carol", "dave"})
+        os.killpg(first.process.pid, signal.SIGKILL)  # no goodbye of any kind
+        killed = time.monotonic()
+        await asyncio.wait_for(roster_until(dave, roster, {"dave"}), TTL + 5)
+        waited = time.monotonic() - killed
+        assert waited <= TTL + TTL / 3 + 1, waited  # the TTL, one renewal, and slack
+        await carol.close()
