@@ -24,8 +24,8 @@ nox.options.default_venv_backend = "uv|virtualenv"
 # Every Python the generated pyproject.toml accepts, oldest first.
 PYTHONS = ["3.11", "3.12", "3.13", "3.14", "3.15"]
 PROJECTS = [nox.param(answers, id=name) for name, answers in COMBINATIONS.items()]
-# The combination with every optional dependency: the redis backend, and uvicorn.
-FULLEST = {"broadcast": True, "broadcast_backend": "redis", "server": "uvicorn"}
+# The combination with every optional dependency: the redis backend, users, and uvicorn.
+FULLEST = {"broadcast": True, "broadcast_backend": "redis", "users": True, "server": "uvicorn"}
 FULLEST_ID = next(name for name, answers in COMBINATIONS.items() if answers == FULLEST)
 
 
@@ -55,7 +55,8 @@ nox.options.sessions = [
 nox.options.error_on_missing_interpreters = "CI" in os.environ
 
 COOKIECUTTER = "cookiecutter>=2.7"
-SYSTEM_TMP = tempfile.gettempdir()  # read before nox points TMPDIR into .nox
+SYSTEM_TMP = tempfile.gettempdir()
+BOOLEANS = {"true": True, "false": False}  # read before nox points TMPDIR into .nox
 
 
 def require_binary(session: nox.Session, binary: str, debian_package: str) -> None:
@@ -159,13 +160,15 @@ def browser(session: nox.Session) -> None:
     """Drive the rendered page in Debian's Chromium with Playwright; save a screenshot."""
     if not os.environ.get("CHROMIUM_PATH"):  # another Chromium or Chrome, if set
         require_binary(session, "chromium", "chromium")
-    path = render(session, {"broadcast": True})
     screenshot = Path(session.create_tmp()).resolve() / "browser-page.png"
-    session.chdir(path)
-    session.install("-e", ".[test,browser]")
     # Chromium's socket paths must stay short: keep its temp files out of .nox.
     env = {"REQUIRE_BROWSER": "1", "SCREENSHOT_PATH": str(screenshot), "TMPDIR": SYSTEM_TMP}
-    session.run("pytest", "-m", "browser", "-v", *session.posargs, env=env)
+    # The anonymous page, then the page of an app with users (logged in).
+    for name, answers in [("anonymous", {"broadcast": True}), ("users", {"users": True})]:
+        path = render(session, answers, folder=f"rendered-{name}")
+        session.chdir(path)
+        session.install("-e", ".[test,browser]")
+        session.run("pytest", "-m", "browser", "-v", *session.posargs, env=env)
     session.log(f"Screenshot of the working page: {screenshot}")
 
 
@@ -374,7 +377,9 @@ def newest_python_with(session: nox.Session, projects: list[Path]) -> str | None
 @nox.session
 def demo(session: nox.Session) -> None:
     """Render the defaults and serve them on http://127.0.0.1:5000 (Ctrl+C stops)."""
-    path = render(session)
+    # ``nox -s demo -- users=true``: answers other than the defaults.
+    answers = dict(pair.split("=", 1) for pair in session.posargs)
+    path = render(session, {key: BOOLEANS.get(value, value) for key, value in answers.items()})
     session.chdir(path)
     session.install("-e", ".")
     token = os.environ.get("QUART_BROADCAST_TOKEN", "demo-token")
@@ -385,4 +390,6 @@ def demo(session: nox.Session) -> None:
         "--data hello http://127.0.0.1:5000/api/broadcast"
     )
     package = path.name.replace("-", "_")
-    session.run("python", "-m", package, "--port", "5000", env={"QUART_BROADCAST_TOKEN": token})
+    # With users=true, /login takes any name and signs with a key of this run only.
+    env = {"QUART_BROADCAST_TOKEN": token, "QUART_DEMO_LOGIN": "1"}
+    session.run("python", "-m", package, "--port", "5000", env=env)

@@ -37,7 +37,7 @@ def choose_broker(root: Path, package: str, backend: str) -> None:
 
 
 def choose_presence_store(root: Path, package: str, backend: str) -> None:
-    """Keep ``users/presence_<backend>.py``; the redis one has its tests in ``tests/users/redis``."""
+    """Keep ``users/presence_<backend>.py``; the redis store has its tests in users/redis."""
     for other in BACKENDS:
         if other != backend:
             remove(root, f"{package}/users/presence_{other}.py")

@@ -21,11 +21,18 @@ def combinations() -> dict[str, dict[str, Any]]:
         (f"broadcast-{backend}", {"broadcast": True, "broadcast_backend": backend})
         for backend in OPTIONS["broadcast_backend"]
     ]
-    return {
+    combinations = {
         f"{name}-{server}": {**answers, "server": server}
         for server in OPTIONS["server"]
         for name, answers in features
     }
+    # Users on each backend, each under one server: what users change does not
+    # depend on the server, and the two pairs cover both servers.
+    servers = reversed(OPTIONS["server"])
+    for backend, server in zip(OPTIONS["broadcast_backend"], servers, strict=True):
+        answers = {"broadcast": True, "broadcast_backend": backend, "users": True}
+        combinations[f"users-{backend}-{server}"] = {**answers, "server": server}
+    return combinations
 
 
 def cli_pairs(answers: dict[str, Any]) -> list[str]:

@@ -102,7 +102,7 @@ if (me && inbox) {
       addEntry("sent", text.value, `to ${to}`, inbox);
       text.value = "";
     } else {
-      addEntry("error", (await response.json()).error, null, inbox);
+      addEntry("error", JSON.parse(await response.text()).error, null, inbox);
     }
   });
 }
