@@ -10,7 +10,7 @@ from quart import Quart
 
 from {{ cookiecutter.package_name }}.broadcast.hub import EVERYONE, Hub
 
-PRESENCE = {{ '{"presence", "join", "leave"}' if cookiecutter.users else "set()" }}
+PRESENCE: set[str] = {{ '{"presence", "join", "leave"}' if cookiecutter.users else "set()" }}
 SKIPPED = {"heartbeat", *PRESENCE}
 
 
