@@ -174,8 +174,12 @@ class RedisBroker:
         return [f"{self.channel}:room:{room}", f"{self.channel}:room-meta:{room}"]
 
     async def publish(self, message: Message) -> None:
+        await self.announce(encode(message))
+
+    async def announce(self, payload: bytes) -> None:
+        """Publish ``payload`` on the channel, for every process's ``deliver``."""
         try:
-            await self.connected().publish(self.channel, encode(message))
+            await self.connected().publish(self.channel, payload)
         except (RedisError, OSError) as error:
             raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
 
@@ -188,10 +192,7 @@ class RedisBroker:
         return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
 
     async def publish_notice(self, topic: str, frame: str) -> None:
-        try:
-            await self.connected().publish(self.channel, NOTICE + f"{topic}\n{frame}".encode())
-        except (RedisError, OSError) as error:
-            raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
+        await self.announce(NOTICE + f"{topic}\n{frame}".encode())
 
     async def room_history(self, room: str) -> RoomHistory:
         stream, meta = self.room_keys(room)

@@ -23,9 +23,11 @@ from quart import current_app, g, has_websocket_context, request, websocket
 from quart.typing import ResponseReturnValue
 from quart_auth import current_user
 
-from ..broadcast.hub import Hub, Subscriber
+from ..broadcast.api import current_broker
+from ..broadcast.hub import Subscriber
 from ..metrics import current_metrics
 from ..sockets import OpenSocket, current_socket
+from ..tokens import bearer_token
 
 USER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # the room name rule
 NEEDS_A_USER = {"broadcast.broadcast_socket", "broadcast.room_socket", "users.inbox_socket"}
@@ -76,9 +78,7 @@ def check_user_id(user: str) -> str | None:
 
 def bearer() -> str | None:
     """The request's or handshake's bearer credential, if it has one."""
-    headers = websocket.headers if has_websocket_context() else request.headers
-    scheme, _, value = headers.get("Authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else None
+    return bearer_token(websocket.headers if has_websocket_context() else request.headers)
 
 
 async def session_user() -> str | None:
@@ -109,11 +109,6 @@ class UserLine(Subscriber):
         """Nothing queued: the line only ever ends the socket."""
 
 
-def user_hub() -> Hub:
-    hub: Hub = current_app.extensions["broker"].hub
-    return hub
-
-
 async def require_user() -> ResponseReturnValue | None:
     """A ``before_websocket`` hook: refuse, before accept, a handshake without a user."""
     if websocket.endpoint not in NEEDS_A_USER:
@@ -125,7 +120,7 @@ async def require_user() -> ResponseReturnValue | None:
     if user is None:
         message = "log in, or send Authorization: Bearer <ticket> (from POST /api/tickets)"
         return refuse("no_credential", message, 401)
-    hub = user_hub()
+    hub = current_broker().hub
     limit = current_app.config["CONNECTIONS_PER_USER"]
     if hub.subscriber_count(USER_LINE + user) >= limit:
         return refuse("per_user_cap", f"{user!r} has {limit} open websockets already", TOO_MANY)
@@ -145,7 +140,7 @@ async def release_user(error: BaseException | None) -> None:
     """A ``teardown_websocket`` hook: the socket no longer counts for its user."""
     line = g.pop("user_line", None)
     if line is not None:
-        user_hub().remove(line)
+        current_broker().hub.remove(line)
 
 
 def user_of(sock: OpenSocket) -> str:
