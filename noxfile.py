@@ -344,17 +344,24 @@ def bench(session: nox.Session) -> None:
         "project_name": "Quart WS Redis",
     }
     redis_path = render(session, redis_answers, folder="rendered-redis")
+    users_answers = {"users": True, "server": "uvicorn", "project_name": "Quart WS Users"}
+    users_path = render(session, users_answers, folder="rendered-users")
     require_binary(session, "redis-server", "redis-server")
     results = Path(session.create_tmp()).resolve() / "bench-results.json"
     # websockets (the load client and the baseline) comes with the uvicorn project.
     projects = [path, uvicorn_path, redis_path]
-    session.install(*(f"-e{project}" for project in projects), "starlette")
+    session.install(*(f"-e{project}" for project in projects), f"-e{users_path}", "starlette")
     newest = newest_python_with(session, projects)
     session.run("python", "-m", "bench.run", "--project", str(path),
                 "--uvicorn-project", str(uvicorn_path), "--redis-project", str(redis_path),
                 *(["--newest-python", newest] if newest else []),
                 "--json", str(results), *session.posargs)  # fmt: skip
-    session.log(f"figures in {results}")
+    # What users=true costs, against the same render without it (uvicorn, memory).
+    users_results = results.with_name("bench-users.json")
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "-m", "bench.users", "--anonymous", str(uvicorn_path),
+                "--users", str(users_path), "--json", str(users_results), *quick)  # fmt: skip
+    session.log(f"figures in {results} and {users_results}")
 
 
 def newest_python_with(session: nox.Session, projects: list[Path]) -> str | None:

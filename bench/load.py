@@ -10,19 +10,19 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from .procstat import cpu_ns, rss_bytes
 
 PAYLOAD = 64  # bytes of text per message
+Headers = Sequence[tuple[str, str]]  # extra handshake headers (a ticket)
 
 
 @dataclass
@@ -41,13 +41,18 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def open_clients(url: str, count: int) -> list[ClientConnection]:
+async def open_clients(url: str, count: int, headers: Headers = ()) -> list[ClientConnection]:
     gate = asyncio.Semaphore(64)  # bounded handshakes in flight
 
     async def one() -> ClientConnection:
         async with gate:
             return await connect(
-                url, compression=None, ping_interval=None, open_timeout=60, max_size=2**20
+                url,
+                compression=None,
+                ping_interval=None,
+                open_timeout=60,
+                max_size=2**20,
+                additional_headers=list(headers),
             )
 
     return list(await asyncio.gather(*(one() for _ in range(count))))
@@ -93,14 +98,15 @@ class FrameReader(asyncio.Protocol):
     the server. Server frames are unmasked and, here, small and unfragmented.
     """
 
-    def __init__(self, on_text: Callable[[str], None]) -> None:
+    def __init__(self, on_text: Callable[[str], None], early_frames: bytes = b"") -> None:
         self.on_text = on_text
-        self.buffer = bytearray()
+        self.buffer = bytearray(early_frames)  # what came with the handshake's response
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.data_received(b"")
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -122,10 +128,12 @@ class FrameReader(asyncio.Protocol):
                 self.transport.close()
 
 
-async def handshake(url: str) -> tuple[socket.socket, ClientProtocol]:
+async def handshake(url: str, headers: Headers = ()) -> tuple[socket.socket, bytes]:
     """Open a websocket on a plain non-blocking socket, with ``websockets``' sans-I/O client.
 
-    The caller decides what happens next: read it lean, or never read at all.
+    Gives the socket and the bytes of frames that came after the response
+    (a frame may be cut anywhere): the caller decides what happens next, read
+    it lean, or never read at all.
     """
     uri = parse_uri(url)
     protocol = ClientProtocol(uri)  # offers no extension: no compression
@@ -133,26 +141,30 @@ async def handshake(url: str) -> tuple[socket.socket, ClientProtocol]:
     sock = socket.socket()
     sock.setblocking(False)
     await loop.sock_connect(sock, (uri.host, uri.port))
-    protocol.send_request(protocol.connect())
+    request = protocol.connect()
+    for name, value in headers:
+        request.headers[name] = value
+    protocol.send_request(request)
     await loop.sock_sendall(sock, b"".join(protocol.data_to_send()))
+    received = b""
     while protocol.state is State.CONNECTING:
         chunk = await loop.sock_recv(sock, 4096)
         if not chunk:
             raise ConnectionError("closed during the handshake")
+        received += chunk
         protocol.receive_data(chunk)
     if protocol.state is not State.OPEN:
         raise ConnectionError(f"handshake failed: {protocol.handshake_exc}")
-    return sock, protocol
+    return sock, received[received.index(b"\r\n\r\n") + 4 :]
 
 
-async def open_reader(url: str, on_text: Callable[[str], None]) -> FrameReader:
+async def open_reader(
+    url: str, on_text: Callable[[str], None], headers: Headers = ()
+) -> FrameReader:
     """A subscriber that reads with ``FrameReader`` once its handshake is done."""
-    sock, protocol = await handshake(url)
+    sock, early_frames = await handshake(url, headers)
     loop = asyncio.get_running_loop()
-    _, reader = await loop.connect_accepted_socket(lambda: FrameReader(on_text), sock)
-    for event in protocol.events_received():  # frames that came with the handshake
-        if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-            on_text(event.data.decode())
+    _, reader = await loop.connect_accepted_socket(lambda: FrameReader(on_text, early_frames), sock)
     return reader
 
 

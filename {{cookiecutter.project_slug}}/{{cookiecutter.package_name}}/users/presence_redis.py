@@ -2,10 +2,11 @@
 
 ``<channel>:presence:<room>`` maps each user to the processes that have them
 there, each with an expiry: ``"<process>=<ms>,<process>=<ms>"``. Every
-process renews its own entries every third of ``QUART_PRESENCE_TTL``; a
-process that dies unannounced stops renewing, and the first survivor that
-finds its entries expired removes them and announces the leave. Each change
-is one Lua script: two processes can never both announce the same one.
+process renews its own entries every third of ``QUART_PRESENCE_TTL``, one
+script per room; a process that dies unannounced stops renewing, and the
+first survivor that finds its entries expired removes them and announces the
+leave. Each change is one Lua script: two processes can never both announce
+the same one.
 """
 
 from __future__ import annotations
@@ -54,27 +55,38 @@ if #kept > 0 then
 end
 return redis.call('HDEL', KEYS[1], ARGV[1])
 """
-# KEYS: the room's hash. Removes expired entries; returns the users now gone.
-REAP = """
-local gone = {}
+# KEYS: the room's hash. ARGV: process, ttl (ms), then this process's users
+# there. Renews their entries and drops expired ones, in one step per room.
+# Returns the users gone (no live entry left) and this process's users that
+# were absent (reaped by another process while this one stalled): they rejoin.
+RENEW = """
+local mine, gone, rejoined = {}, {}, {}
+for i = 3, #ARGV do mine[ARGV[i]] = true end
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  local kept, changed = {}, false
+  local user, kept = all[i], {}
   for process, expiry in string.gmatch(all[i + 1], ENTRY) do
-    if tonumber(expiry) >= now then
+    if tonumber(expiry) >= now and process ~= ARGV[1] then
       table.insert(kept, process .. '=' .. expiry)
-    else
-      changed = true
     end
   end
+  if mine[user] then
+    mine[user] = nil
+    table.insert(kept, ARGV[1] .. '=' .. (now + tonumber(ARGV[2])))
+  end
   if #kept == 0 then
-    redis.call('HDEL', KEYS[1], all[i])
-    table.insert(gone, all[i])
-  elseif changed then
-    redis.call('HSET', KEYS[1], all[i], table.concat(kept, ','))
+    redis.call('HDEL', KEYS[1], user)
+    table.insert(gone, user)
+  else
+    redis.call('HSET', KEYS[1], user, table.concat(kept, ','))
   end
 end
-return gone
+for user in pairs(mine) do
+  redis.call('HSET', KEYS[1], user, ARGV[1] .. '=' .. (now + tonumber(ARGV[2])))
+  table.insert(rejoined, user)
+end
+if #ARGV > 2 then redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2])) end
+return {gone, rejoined}
 """
 # KEYS: the room's hash. The users with an entry that has not expired.
 USERS = """
@@ -111,7 +123,7 @@ class RedisPresenceStore:
     async def run(self, name: str, room: str, *arguments: str | int) -> Any:
         redis = self.broker.connected()
         if name not in self.scripts:
-            source = {"add": ADD, "remove": REMOVE, "reap": REAP, "users": USERS}[name]
+            source = {"add": ADD, "remove": REMOVE, "renew": RENEW, "users": USERS}[name]
             self.scripts[name] = redis.register_script(CLOCK + source)
         try:
             return await self.scripts[name]([self.key(room)], list(arguments))
@@ -130,9 +142,7 @@ class RedisPresenceStore:
     async def refresh(self, local: LocalUsers) -> list[tuple[str, str, str]]:
         changes: list[tuple[str, str, str]] = []
         for room, counts in list(local.items()):
-            # Reap, then renew: a user of this process reaped after a stall rejoins.
-            changes += [("leave", room, user) for user in texts(await self.run("reap", room))]
-            for user in list(counts):
-                if await self.add(room, user):  # reaped while this process was stalled
-                    changes.append(("join", room, user))
+            gone, rejoined = await self.run("renew", room, self.process, self.ttl_ms, *counts)
+            changes += [("leave", room, user) for user in texts(gone)]
+            changes += [("join", room, user) for user in texts(rejoined)]
         return changes
