@@ -34,6 +34,8 @@ def choose_broker(root: Path, package: str, backend: str) -> None:
             shutil.rmtree(root / "tests" / "broadcast" / other)
     if backend != "memory":  # its one-worker guard
         remove(root, f"{package}/broadcast/worker_lock.py")
+    if backend != "redis":  # where each topic lives in Redis
+        remove(root, f"{package}/broadcast/redis_shards.py")
 
 
 def choose_presence_store(root: Path, package: str, backend: str) -> None:

@@ -99,6 +99,7 @@ def test_post_gen_keeps_the_chosen_broker(tmp_path: Path) -> None:
     assert (tests / "redis" / "test_redis.py").exists()
     assert not (tests / "memory").exists()
     assert not (broadcast / "worker_lock.py").exists()  # the memory backend's guard
+    assert (broadcast / "redis_shards.py").exists()
 
 
 def test_post_gen_removes_broadcast_files(tmp_path: Path) -> None:
@@ -184,3 +185,10 @@ def test_post_gen_keeps_the_proxy_only_for_redis(tmp_path: Path) -> None:
     redis = copy_template(tmp_path / "redis")
     post_gen.apply_options(redis, {**GOOD, "broadcast_backend": "redis"})
     assert (redis / "nginx.conf").is_file()
+
+
+def test_post_gen_keeps_the_redis_routing_only_for_redis(tmp_path: Path) -> None:
+    memory = copy_template(tmp_path / "memory")
+    post_gen.apply_options(memory, GOOD)
+    assert not (memory / "quart_ws_app" / "broadcast" / "redis_shards.py").exists()
+    assert (memory / "quart_ws_app" / "broadcast" / "broker_memory.py").is_file()

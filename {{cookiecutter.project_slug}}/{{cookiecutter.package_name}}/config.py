@@ -54,6 +54,8 @@ DEFAULTS: dict[str, Any] = {
 {%- if cookiecutter.broadcast_backend == "redis" %}
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "REDIS_CHANNEL": "{{ cookiecutter.package_name }}:broadcast",
+    # A Redis Cluster (1) or one Redis (0); unset: asked of the server at start.
+    "REDIS_CLUSTER": None,
 {%- endif %}
 }
 # Every setting whose default is a number is a count, a size or seconds: above zero.

@@ -23,6 +23,12 @@ class Broker(Protocol):
     name: str
     hub: Hub
 
+    async def follow(self, topic: str) -> None:
+        """Return once what any process publishes to ``topic`` reaches this process's hub.
+
+        Call it after subscribing a socket to the hub, before reading history.
+        """
+
     async def publish(self, message: Message) -> None:
         """Send ``message`` to every ``/ws/broadcast`` client of every process reached."""
 

@@ -68,6 +68,9 @@ class MemoryBroker:
         app.before_serving(lock.claim)
         app.after_serving(lock.release)
 
+    async def follow(self, topic: str) -> None:
+        """Every topic's messages are this process's own: nothing to wait for."""
+
     async def publish(self, message: Message) -> None:
         self.hub.deliver(message, EVERYONE)
 

@@ -1,16 +1,19 @@
-"""The redis broker: broadcasts travel through Redis pub/sub to every process.
+"""The redis broker: messages travel through Redis sharded pub/sub to every process.
 
-Each process keeps one subscription to the channel, started and stopped with
-the app, and hands what arrives to its own hub: one reader loop for the
-broadcast channel and every room. A publish is encoded once and sent once,
-whatever the number of clients. If Redis goes away, websockets stay open,
-``publish`` raises ``BroadcastUnavailable`` and the subscriber retries with
-backoff until Redis is back.
+Each process subscribes to the broadcast channel for the life of the app,
+and to a topic's own channel (a room, an inbox) while it has sockets there
+(``redis_shards.py``): it hears only its own rooms. It hands what arrives to
+its hub. A publish is encoded once and sent once, whatever the number of
+clients. The same code runs on one Redis (7.0 or newer) and on a Redis
+Cluster, found by itself at ``QUART_REDIS_URL`` (or ``QUART_REDIS_CLUSTER``).
+If Redis goes away, websockets stay open, ``publish`` raises
+``BroadcastUnavailable`` and the subscriber retries with backoff until Redis
+is back.
 
 Broadcasts are delivered at most once. Room messages are also kept in one
-Redis Stream per room (``<channel>:room:<name>``), trimmed by count, bytes and
-age, and expiring with its last message: a client resumes from it, and after
-a lost subscription this process fills each room's gap from it.
+Redis Stream per room (``<channel>:room:{<name>}``), trimmed by count, bytes
+and age, and expiring with its last message: a client resumes from it, and
+after a lost subscription this process fills each room's gap from it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import logging
 import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
+from prometheus_client import Counter
 from quart import Quart
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,6 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..messages import Message
 from .broker import BroadcastUnavailable
 from .hub import EVERYONE, Hub
+from .redis_shards import GRACE, Nodes, Subscriptions, tagged
 from .rooms import MessageKey, Notice, RoomHistory, RoomMessage, message_key
 
 log = logging.getLogger(__name__)
@@ -57,7 +63,8 @@ POOL_TIMEOUT = 5  # seconds a command waits for one of them
 # Append to the room's stream, trim it, and announce it on the channel, in one
 # atomic step: the order of the announcements is the order of the ids.
 # KEYS: stream, its byte count and newest dropped id (a hash).
-# ARGV: text, max count, max bytes, max age (ms), channel, room, sender ('': none).
+# ARGV: text, max count, max bytes, max age (ms), the room's channel, room,
+# sender ('': none). On a Cluster the keys and the channel share one slot.
 PUBLISH_TO_ROOM = """
 local id = redis.call('XADD', KEYS[1], '*', 'd', ARGV[1], 'f', ARGV[7])
 local size = redis.call('HINCRBY', KEYS[2], 'size', #ARGV[1])
@@ -78,7 +85,7 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local header = 'r' .. ARGV[6] .. '\\n' .. id .. '\\n' .. ARGV[7] .. '\\n'
-redis.call('PUBLISH', ARGV[5], header .. ARGV[1])
+redis.call('SPUBLISH', ARGV[5], header .. ARGV[1])
 return id
 """
 
@@ -110,7 +117,7 @@ def decode_room_message(payload: bytes) -> tuple[str, RoomMessage]:
 
 
 class RedisBroker:
-    """Publishes to a Redis channel; delivers what the channel carries to the hub."""
+    """Publishes to Redis channels; delivers what the subscribed ones carry to the hub."""
 
     name = "redis"
 
@@ -118,93 +125,129 @@ class RedisBroker:
         self.hub = hub
         self.url: str = app.config["REDIS_URL"]
         self.channel: str = app.config["REDIS_CHANNEL"]
+        cluster = app.config["REDIS_CLUSTER"]  # None: ask the server
+        self.cluster = None if cluster is None else bool(cluster)
         self.history_limits = [
             app.config["ROOM_HISTORY"],
             app.config["ROOM_HISTORY_BYTES"],
             1000 * app.config["ROOM_HISTORY_SECONDS"],
         ]
-        self.redis: Redis | None = None  # publishing and history
-        self.subscriber: Redis | None = None  # the subscription
+        self.redis: Redis | RedisCluster | None = None  # publishing and history
+        self.nodes: Nodes | None = None
+        self.subscriptions = Subscriptions(self.channel, self.deliver, hub.subscriber_count)
         self.subscribed = False
-        self.listener: asyncio.Task[None] | None = None
+        self.failing = False  # a command failed and nothing succeeded since: logged once
+        self.tasks: list[asyncio.Task[None]] = []
         # The newest message delivered per room with local clients: to fill a
         # gap after a lost subscription, and to deliver nothing twice.
         self.delivered: dict[str, MessageKey] = {}
+        self.received = Counter(
+            "redis_messages_received",
+            "Messages this process received from Redis: its own rooms' and the broadcasts.",
+            registry=hub.metrics.registry,
+        )
         app.before_serving(self.start)
         app.after_serving(self.stop)
 
     async def start(self) -> None:
-        retry = Retry(ExponentialBackoff(**COMMAND_RETRY_BACKOFF), COMMAND_RETRIES)
-        # A burst of publishes and handshakes waits for a free connection
-        # rather than failing: redis-py's default pool raises past 100.
-        pool = BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=POOL_TIMEOUT,
-            retry=retry,
-            retry_on_error=RETRY_ON,
-            **CONNECTION_OPTIONS,
-        )
-        self.redis = Redis.from_pool(pool)
-        # The subscription never reconnects by itself: redis-py would resubscribe
-        # silently, and what was published meanwhile would never be filled in.
-        self.subscriber = Redis.from_url(
-            self.url, retry=Retry(NoBackoff(), 0), **CONNECTION_OPTIONS
-        )
-        self.publish_script = self.redis.register_script(PUBLISH_TO_ROOM)
-        self.listener = asyncio.create_task(self.listen(self.subscriber))
+        self.tasks = [asyncio.create_task(self.listen()), asyncio.create_task(self.sweep())]
 
     async def stop(self) -> None:
-        if self.listener is not None:
+        for task in self.tasks:
             # A blocking redis-py read can swallow one cancellation while it
             # unwinds (redis/redis-py#2028): cancel until the task has ended.
-            while not self.listener.done():
-                self.listener.cancel()
-                await asyncio.wait({self.listener}, timeout=0.1)
-        for client in (self.subscriber, self.redis):
-            if client is not None:
-                await client.aclose()
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
+        await self.subscriptions.close()
+        if self.redis is not None:
+            await self.redis.aclose()
 
-    def connected(self) -> Redis:
+    async def connect(self) -> Nodes:
+        """The publishing client, made once Redis answers: a Cluster's, or one Redis's."""
+        if self.nodes is not None:
+            await self.nodes.refresh()
+            return self.nodes
+        cluster = self.cluster if self.cluster is not None else await is_cluster(self.url)
+        retry = Retry(ExponentialBackoff(**COMMAND_RETRY_BACKOFF), COMMAND_RETRIES)
+        redis: Redis | RedisCluster
+        if cluster:
+            # It finds every node from this one, and follows failovers itself.
+            redis = RedisCluster.from_url(self.url, **CONNECTION_OPTIONS)
+            await redis.initialize()
+        else:
+            # A burst of publishes and handshakes waits for a free connection
+            # rather than failing: redis-py's default pool raises past 100.
+            pool = BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=POOL_TIMEOUT,
+                retry=retry,
+                retry_on_error=RETRY_ON,
+                **CONNECTION_OPTIONS,
+            )
+            redis = Redis.from_pool(pool)
+        self.publish_script = redis.register_script(PUBLISH_TO_ROOM)
+        self.redis = redis
+        cluster_client = redis if isinstance(redis, RedisCluster) else None
+        self.nodes = Nodes(self.url, cluster_client, CONNECTION_OPTIONS)
+        return self.nodes
+
+    def connected(self) -> Redis | RedisCluster:
         if self.redis is None:
             raise BroadcastUnavailable("the app is not serving: Redis is not connected")
         return self.redis
 
+    @contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Turn a failed Redis command into ``BroadcastUnavailable``; log it once per outage."""
+        try:
+            yield
+        except (RedisError, OSError) as error:
+            if not self.failing:
+                self.failing = True
+                log.warning("redis commands fail (%s); logged again after one succeeds", error)
+            raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
+        if self.failing:
+            self.failing = False
+            log.info("redis commands succeed again")
+
     def room_keys(self, room: str) -> list[str]:
-        return [f"{self.channel}:room:{room}", f"{self.channel}:room-meta:{room}"]
+        return [tagged(self.channel, "room", room), tagged(self.channel, "room-meta", room)]
+
+    async def follow(self, topic: str) -> None:
+        await self.subscriptions.follow(topic)
 
     async def publish(self, message: Message) -> None:
-        await self.announce(encode(message))
+        await self.announce(self.channel, encode(message))
 
-    async def announce(self, payload: bytes) -> None:
-        """Publish ``payload`` on the channel, for every process's ``deliver``."""
-        try:
-            await self.connected().publish(self.channel, payload)
-        except (RedisError, OSError) as error:
-            raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
+    async def announce(self, channel: str, payload: bytes) -> None:
+        """Publish ``payload`` on ``channel``, for the ``deliver`` of every process subscribed."""
+        redis = self.connected()
+        with self.reporting():
+            await redis.spublish(channel, payload)
 
     async def publish_to_room(self, room: str, text: str, sender: str | None = None) -> str:
-        arguments = [text, *self.history_limits, self.channel, room, sender or ""]
-        try:
+        channel = self.subscriptions.channel(room)
+        arguments = [text, *self.history_limits, channel, room, sender or ""]
+        self.connected()
+        with self.reporting():
             message_id = await self.publish_script(self.room_keys(room), arguments)
-        except (RedisError, OSError) as error:
-            raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
         return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
 
     async def publish_notice(self, topic: str, frame: str) -> None:
-        await self.announce(NOTICE + f"{topic}\n{frame}".encode())
+        payload = NOTICE + f"{topic}\n{frame}".encode()
+        await self.announce(self.subscriptions.channel(topic), payload)
 
     async def room_history(self, room: str) -> RoomHistory:
         stream, meta = self.room_keys(room)
         redis = self.connected()
-        try:
+        with self.reporting():
             # The dropped marker first: a trim in between can only make it look
             # older than it is, and a resume then errs towards a "missed" notice.
             # Two commands, not a transaction: each is retried on a stale connection.
             dropped = await redis.hget(meta, "dropped")
             entries = await redis.xrange(stream)
-        except (RedisError, OSError) as error:
-            raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
         oldest = (int(time.time() * 1000) - self.history_limits[2], 0)
         dropped_id = dropped.decode() if isinstance(dropped, bytes) else dropped
         history = RoomHistory(dropped_through=message_key(dropped_id) if dropped_id else None)
@@ -217,6 +260,7 @@ class RedisBroker:
         return history
 
     def deliver(self, payload: bytes) -> None:
+        self.received.inc()
         if payload[:1] == NOTICE:
             topic, frame = payload[1:].decode().split("\n", 1)
             self.hub.deliver(Notice(frame), topic)
@@ -231,7 +275,7 @@ class RedisBroker:
             self.delivered[room] = message.key
             self.hub.deliver(message, room)
 
-    async def fill_gaps(self, redis: Redis) -> None:
+    async def fill_gaps(self, redis: Redis | RedisCluster) -> None:
         """After a lost subscription, deliver what each local room missed meanwhile."""
         for room, (millis, sequence) in list(self.delivered.items()):
             stream, _ = self.room_keys(room)
@@ -242,25 +286,43 @@ class RedisBroker:
     def health(self) -> str:
         return "up" if self.subscribed else "down"
 
-    async def listen(self, subscriber: Redis) -> None:
+    async def listen(self) -> None:
         """Stay subscribed for the life of the app, reconnecting with backoff."""
-        delays = backoff()
+        delays, outage = backoff(), False
         while True:
             try:
-                async with subscriber.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self.channel)
-                    await self.fill_gaps(self.connected())
-                    self.subscribed, delays = True, backoff()
-                    log.info("subscribed to redis channel %s", self.channel)
-                    while True:
-                        event = await pubsub.get_message(timeout=None)
-                        if event is not None:  # None: a subscribe confirmation
-                            self.deliver(event["data"])
-            except (RedisError, OSError) as error:
+                await self.subscriptions.open(await self.connect())
+                await self.fill_gaps(self.connected())
+                self.subscribed, delays, outage = True, backoff(), False
+                log.info("subscribed to redis channel %s", self.channel)
+                await self.subscriptions.until_lost()
+            except (RedisError, OSError, TimeoutError) as error:
                 self.subscribed = False
+                await self.subscriptions.close()
                 delay = next(delays)
-                log.warning("redis subscription lost (%s); retrying in %.1f s", error, delay)
+                # Once per outage; every retry only at debug level.
+                level = logging.DEBUG if outage else logging.WARNING
+                log.log(level, "redis subscription lost (%s); retrying in %.1f s", error, delay)
+                outage = True
                 await asyncio.sleep(delay)
+
+    async def sweep(self) -> None:
+        """Every ``GRACE`` seconds, leave the channels of topics nobody here uses."""
+        while True:
+            await asyncio.sleep(GRACE)
+            # A lost connection is the listener's: it subscribes anew.
+            with suppress(RedisError, OSError):
+                await self.subscriptions.sweep()
+
+
+async def is_cluster(url: str) -> bool:
+    """Whether the Redis at ``url`` is a node of a Redis Cluster."""
+    probe = Redis.from_url(url, retry=Retry(NoBackoff(), 0), **CONNECTION_OPTIONS)
+    try:
+        info = await probe.info("cluster")
+    finally:
+        await probe.aclose()
+    return bool(info.get("cluster_enabled"))
 
 
 def backoff(first: float = FIRST_RETRY_DELAY, cap: float = MAX_RETRY_DELAY) -> Iterator[float]:

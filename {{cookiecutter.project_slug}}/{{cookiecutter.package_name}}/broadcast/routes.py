@@ -74,12 +74,17 @@ async def serve_topic(
 ) -> ResponseReturnValue | None:
     """Serve one socket of a room-like topic until ``read`` returns.
 
-    Subscribed first, then the history read for ``?since=``: no gap. After
-    accept, inside ``joined``: the frames it gives, the ``missed`` notice and
-    the replay, then live messages.
+    Subscribed first (with Redis, to the topic's channel, then to the hub),
+    then the history read for ``?since=``: no gap. After accept, inside
+    ``joined``: the frames it gives, the ``missed`` notice and the replay,
+    then live messages.
     """
     since = websocket.args.get("since")
     broker = current_broker()
+    try:
+        await broker.follow(topic)  # no await from here to the hub's subscription
+    except BroadcastUnavailable as error:
+        return {"error": str(error)}, 503
     with broker.hub.subscribe(Outbox(topic, current_socket(), broker.hub.queue_size)) as outbox:
         replay: list[RoomMessage] = []
         missed = False

@@ -24,6 +24,7 @@ from quart.typing import ResponseReturnValue
 from quart_auth import current_user
 
 from ..broadcast.api import current_broker
+from ..broadcast.broker import BroadcastUnavailable
 from ..broadcast.hub import Subscriber
 from ..metrics import current_metrics
 from ..sockets import OpenSocket, current_socket
@@ -126,7 +127,11 @@ async def require_user() -> ResponseReturnValue | None:
         return refuse("per_user_cap", f"{user!r} has {limit} open websockets already", TOO_MANY)
     sock = current_socket()
     sock.user = user
-    g.user_line = hub.add(UserLine(USER_LINE + user, sock))
+    g.user_line = hub.add(UserLine(USER_LINE + user, sock))  # counted at once: the cap
+    try:
+        await current_broker().follow(USER_LINE + user)
+    except BroadcastUnavailable as error:
+        return {"error": str(error)}, 503  # release_user drops the line
     return None
 
 

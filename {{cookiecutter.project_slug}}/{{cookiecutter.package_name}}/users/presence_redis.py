@@ -1,6 +1,6 @@
 """Presence in Redis, shared by every process: one hash per room.
 
-``<channel>:presence:<room>`` maps each user to the processes that have them
+``<channel>:presence:{<room>}`` (on the room's shard) maps each user to the processes that have them
 there, each with an expiry: ``"<process>=<ms>,<process>=<ms>"``. Every
 process renews its own entries every third of ``QUART_PRESENCE_TTL``, one
 script per room; a process that dies unannounced stops renewing, and the
@@ -14,10 +14,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from redis.exceptions import RedisError
-
-from ..broadcast.broker import BroadcastUnavailable
 from ..broadcast.broker_redis import RedisBroker
+from ..broadcast.redis_shards import tagged
 from .presence import LocalUsers
 
 # Every script starts with this: the clock of Redis, the one all processes share.
@@ -118,17 +116,15 @@ class RedisPresenceStore:
         self.scripts: dict[str, Any] = {}
 
     def key(self, room: str) -> str:
-        return f"{self.broker.channel}:presence:{room}"
+        return tagged(self.broker.channel, "presence", room)
 
     async def run(self, name: str, room: str, *arguments: str | int) -> Any:
         redis = self.broker.connected()
         if name not in self.scripts:
             source = {"add": ADD, "remove": REMOVE, "renew": RENEW, "users": USERS}[name]
             self.scripts[name] = redis.register_script(CLOCK + source)
-        try:
+        with self.broker.reporting():
             return await self.scripts[name]([self.key(room)], list(arguments))
-        except (RedisError, OSError) as error:
-            raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
 
     async def add(self, room: str, user: str) -> bool:
         return bool(await self.run("add", room, user, self.process, self.ttl_ms))

@@ -1,0 +1,147 @@
+"""A real Redis Cluster on 127.0.0.1: 3 masters and 3 replicas, for the cluster tests.
+
+Each node is a redis-server with ``cluster-enabled``; ``redis-cli --cluster
+create`` joins them and spreads the 16384 slots over the masters. A node also
+binds its port + 10000 (the cluster bus), so ports are taken below 55536.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .redis_server import ping, require_redis_server
+
+NODES = 6  # 3 masters, each with one replica
+
+
+def free_cluster_ports(count: int) -> list[int]:
+    """``count`` consecutive ports, each free with its bus port (port + 10000)."""
+    for _ in range(100):
+        first = random.randrange(20000, 55536 - count)
+        ports = list(range(first, first + count))
+        if all(is_free(port) and is_free(port + 10000) for port in ports):
+            return ports
+    raise RuntimeError("no free ports for a Redis Cluster")
+
+
+def is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def cluster_info(port: int) -> dict[str, str]:
+    output = redis_cli(port, "cluster", "info")
+    return dict(line.split(":", 1) for line in output.split() if ":" in line)
+
+
+def cluster_ok(port: int) -> bool:
+    return cluster_info(port).get("cluster_state") == "ok"
+
+
+def redis_cli(port: int, *arguments: str) -> str:
+    command = ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout
+
+
+class RedisCluster:
+    """Start six cluster nodes, join them, and stop them all at the end."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.ports = free_cluster_ports(NODES)
+        self.folder = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        """One node's URL: the app finds the others from it."""
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> None:
+        for port in self.ports:
+            self.start_node(port)
+        addresses = [f"127.0.0.1:{port}" for port in self.ports]
+        create = ["redis-cli", "--cluster", "create", *addresses]
+        subprocess.run(
+            [*create, "--cluster-replicas", "1", "--cluster-yes"],
+            capture_output=True, check=True, timeout=60,
+        )  # fmt: skip
+        self.wait_until(lambda: all(cluster_ok(port) for port in self.ports))
+
+    def start_node(self, port: int) -> None:
+        command = [self.binary, "--port", str(port), "--bind", "127.0.0.1"]
+        command += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
+        command += ["--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no"]
+        self.processes[port] = subprocess.Popen(command, cwd=self.folder, stdout=subprocess.DEVNULL)
+        self.wait_until(lambda: ping(port))
+
+    def masters(self) -> list[int]:
+        """The ports of the masters that serve slots now."""
+        found = []
+        for line in redis_cli(self.ports[0], "cluster", "nodes").splitlines():
+            fields = line.split()
+            if "master" in fields[2] and "fail" not in fields[2] and len(fields) > 8:
+                found.append(int(fields[1].split(":")[1].split("@")[0]))
+        return sorted(found)
+
+    def master_of(self, key: str) -> int:
+        slot = int(redis_cli(self.ports[0], "cluster", "keyslot", key))
+        for line in redis_cli(self.ports[0], "cluster", "nodes").splitlines():
+            fields = line.split()
+            if "master" not in fields[2] or "fail" in fields[2]:
+                continue
+            for span in fields[8:]:
+                low, _, high = span.partition("-")
+                if low.isdigit() and int(low) <= slot <= int(high or low):
+                    return int(fields[1].split(":")[1].split("@")[0])
+        raise LookupError(f"no master serves slot {slot}")
+
+    def kill(self, port: int) -> None:
+        """``kill -9`` one node."""
+        self.processes[port].kill()
+        self.processes[port].wait()
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster did not get there in time")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def running_cluster() -> Iterator[RedisCluster]:
+    cluster = RedisCluster(require_redis_server())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster of this test's own: 3 masters, 3 replicas."""
+    with running_cluster() as cluster:
+        yield cluster
