@@ -26,6 +26,7 @@ pytest_plugins = [
     "tests.servers",
 {%- if cookiecutter.broadcast_backend == "redis" %}
     "tests.broadcast.redis.redis_server",
+    "tests.broadcast.redis.redis_cluster",
 {%- endif %}
 ]
 

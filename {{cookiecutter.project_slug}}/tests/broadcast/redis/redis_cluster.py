@@ -52,6 +52,12 @@ def cluster_ok(port: int) -> bool:
     return cluster_info(port).get("cluster_state") == "ok"
 
 
+def synced(port: int) -> bool:
+    """A master, or a replica whose link to its master is up."""
+    info = redis_cli(port, "info", "replication")
+    return "role:master" in info or "master_link_status:up" in info
+
+
 def redis_cli(port: int, *arguments: str) -> str:
     command = ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *arguments]
     return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout
@@ -81,26 +87,33 @@ class RedisCluster:
             capture_output=True, check=True, timeout=60,
         )  # fmt: skip
         self.wait_until(lambda: all(cluster_ok(port) for port in self.ports))
+        # A replica that has not synced yet would not take over from its master.
+        self.wait_until(lambda: all(synced(port) for port in self.ports))
 
     def start_node(self, port: int) -> None:
         command = [self.binary, "--port", str(port), "--bind", "127.0.0.1"]
         command += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
-        command += ["--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no"]
+        command += ["--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"]
+        command += ["--save", "", "--appendonly", "no"]
         self.processes[port] = subprocess.Popen(command, cwd=self.folder, stdout=subprocess.DEVNULL)
         self.wait_until(lambda: ping(port))
+
+    def live_port(self) -> int:
+        """A node that runs: the one to ask about the cluster."""
+        return next(port for port, node in self.processes.items() if node.poll() is None)
 
     def masters(self) -> list[int]:
         """The ports of the masters that serve slots now."""
         found = []
-        for line in redis_cli(self.ports[0], "cluster", "nodes").splitlines():
+        for line in redis_cli(self.live_port(), "cluster", "nodes").splitlines():
             fields = line.split()
             if "master" in fields[2] and "fail" not in fields[2] and len(fields) > 8:
                 found.append(int(fields[1].split(":")[1].split("@")[0]))
         return sorted(found)
 
     def master_of(self, key: str) -> int:
-        slot = int(redis_cli(self.ports[0], "cluster", "keyslot", key))
-        for line in redis_cli(self.ports[0], "cluster", "nodes").splitlines():
+        slot = int(redis_cli(self.live_port(), "cluster", "keyslot", key))
+        for line in redis_cli(self.live_port(), "cluster", "nodes").splitlines():
             fields = line.split()
             if "master" not in fields[2] or "fail" in fields[2]:
                 continue
@@ -114,6 +127,12 @@ class RedisCluster:
         """``kill -9`` one node."""
         self.processes[port].kill()
         self.processes[port].wait()
+
+    def failed_over(self) -> bool:
+        """Whether every slot is served again, by three live masters."""
+        live = [port for port, node in self.processes.items() if node.poll() is None]
+        masters = self.masters()
+        return cluster_ok(live[0]) and len(masters) == 3 and set(masters) <= set(live)
 
     def wait_until(self, condition: Callable[[], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

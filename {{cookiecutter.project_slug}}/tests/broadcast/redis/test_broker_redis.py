@@ -206,3 +206,26 @@ async def test_an_app_that_stops_leaves_no_connection_to_redis(redis_server: Red
         assert await others() == 0
     finally:
         await redis.aclose()
+
+
+async def test_failed_publishes_are_logged_once_per_outage(
+    make_app: AppFactory, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = await make_app(REDIS_URL=redis_server.url)
+
+    def failures() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith("redis commands fail (")]
+
+    with caplog.at_level(logging.INFO):
+        for outage in (1, 2):
+            redis_server.stop()
+            for _ in range(3):
+                with pytest.raises(BroadcastUnavailable):
+                    await publish(app, "lobby", "lost?")
+            assert len(failures()) == outage  # once, not per publish
+            redis_server.start()
+            await wait_for(lambda: broker_of(app).health() == "up", within=10)
+            await publish(app, "lobby", "back")
+    assert all(r.levelno == logging.WARNING for r in failures())
+    back = [r for r in caplog.records if r.getMessage() == "redis commands succeed again"]
+    assert len(back) == 2

@@ -1,0 +1,177 @@
+"""Rooms over a real Redis Cluster (3 masters, 3 replicas) and two server processes.
+
+Also on one Redis: a process hears only the rooms it has sockets in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from {{ cookiecutter.package_name }}.broadcast.redis_shards import tagged
+from {{ cookiecutter.package_name }}.config import DEFAULTS
+
+from ...helpers import connect, wait_for
+from ...servers import LiveServer, read_metrics, run_server
+from ..broadcasting import next_frame
+from .redis_cluster import RedisCluster, redis_cli
+from .redis_server import TOKEN, RedisServer
+from .test_rooms_redis import receiving
+
+PREFIX = DEFAULTS["REDIS_CHANNEL"]
+RECEIVED = "redis_messages_received_total"
+
+
+def post(server: LiveServer, room: str, text: str) -> str:
+    request = urllib.request.Request(
+        f"{server.http_url}/api/rooms/{room}/messages",
+        data=text.encode(),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+        message_id: str = json.load(response)["id"]
+        return message_id
+
+
+def two_processes(redis_url: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+    env = {"QUART_REDIS_URL": redis_url, "QUART_BROADCAST_TOKEN": TOKEN}
+    with (
+        run_server(env=env, metrics=True) as first,
+        run_server(env=env, metrics=True) as second,
+    ):
+        yield first, second
+
+
+@pytest.fixture
+def on_cluster(redis_cluster: RedisCluster) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two server processes given one node of ``redis_cluster``: they find the rest."""
+    yield from two_processes(redis_cluster.url)
+
+
+@pytest.fixture(params=["redis_server", "redis_cluster"])
+def anywhere(request: pytest.FixtureRequest) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two server processes on one Redis, then on a Redis Cluster."""
+    redis: RedisServer | RedisCluster = request.getfixturevalue(request.param)
+    yield from two_processes(redis.url)
+
+
+async def nothing_more(sockets: list[ClientConnection]) -> None:
+    """No socket receives anything else (heartbeats aside) for half a second."""
+
+    async def quiet(ws: ClientConnection) -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(next_frame(receiving(ws)), 0.5)
+
+    await asyncio.gather(*(quiet(ws) for ws in sockets))
+
+
+async def test_thirty_rooms_spread_over_the_masters_each_reaching_only_its_own(
+    redis_cluster: RedisCluster, on_cluster: tuple[LiveServer, LiveServer]
+) -> None:
+    rooms = [f"room-{n}" for n in range(30)]
+    async with AsyncExitStack() as stack:
+        sockets = {
+            room: [
+                await stack.enter_async_context(connect(f"{server.ws_url}/ws/rooms/{room}"))
+                for server in on_cluster
+            ]
+            for room in rooms
+        }
+        for number, room in enumerate(rooms):  # half posted to each process
+            await asyncio.to_thread(post, on_cluster[number % 2], room, f"for {room}")
+        for room, pair in sockets.items():
+            for ws in pair:
+                frame = await next_frame(receiving(ws))
+                assert (frame["room"], frame["data"]) == (room, f"for {room}")
+        await nothing_more([ws for pair in sockets.values() for ws in pair])
+    # Each room's stream lives on the master of its slot, and all three carry some.
+    masters = set()
+    for room in rooms:
+        stream = tagged(PREFIX, "room", room)
+        master = redis_cluster.master_of(stream)
+        assert redis_cli(master, "exists", stream).strip() == "1"
+        masters.add(master)
+    assert masters == set(redis_cluster.masters()) and len(masters) == 3
+
+
+async def test_a_resume_on_the_other_process_replays_what_was_missed(
+    on_cluster: tuple[LiveServer, LiveServer],
+) -> None:
+    first, second = on_cluster
+    async with connect(f"{first.ws_url}/ws/rooms/resume") as leaving:
+        seen = await asyncio.to_thread(post, second, "resume", "seen")
+        assert (await next_frame(receiving(leaving)))["id"] == seen
+    away = [await asyncio.to_thread(post, first, "resume", f"away {n}") for n in range(5)]
+    async with connect(f"{second.ws_url}/ws/rooms/resume?since={seen}") as back:
+        replayed = [await next_frame(receiving(back)) for _ in away]
+        assert [frame["id"] for frame in replayed] == away
+        live = await asyncio.to_thread(post, first, "resume", "live")
+        assert (await next_frame(receiving(back)))["id"] == live
+
+
+async def test_a_process_receives_from_redis_only_the_rooms_it_has_sockets_in(
+    anywhere: tuple[LiveServer, LiveServer],
+) -> None:
+    first, second = anywhere
+    rooms_a, rooms_b = [f"a-{n}" for n in range(5)], [f"b-{n}" for n in range(5)]
+    async with AsyncExitStack() as stack:
+        in_a = [
+            await stack.enter_async_context(connect(f"{first.ws_url}/ws/rooms/{room}"))
+            for room in rooms_a
+        ]
+        in_b = [
+            await stack.enter_async_context(connect(f"{second.ws_url}/ws/rooms/{room}"))
+            for room in rooms_b
+        ]
+        await asyncio.sleep(0.3)  # joins and presence settled
+        before = [read_metrics(server)[RECEIVED] for server in anywhere]
+        for room in rooms_a + rooms_b:
+            for number in range(4):  # every room posted to through both processes
+                await asyncio.to_thread(post, anywhere[number % 2], room, f"{room} {number}")
+        for room, ws in zip(rooms_a + rooms_b, in_a + in_b, strict=True):
+            frames = [await next_frame(receiving(ws)) for _ in range(4)]
+            assert [frame["data"] for frame in frames] == [f"{room} {n}" for n in range(4)]
+        after = [read_metrics(server)[RECEIVED] for server in anywhere]
+    # 20 messages each for rooms A and B: each process got its own 20, none of the others.
+    assert [now - then for now, then in zip(after, before, strict=True)] == [20, 20]
+
+
+def post_when_back(server: LiveServer, room: str, text: str, within: float = 30) -> str:
+    """Post until the cluster takes it again (503 while a failover runs)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return post(server, room, text)
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+async def test_after_a_master_is_killed_its_rooms_carry_messages_and_resumes_are_whole(
+    redis_cluster: RedisCluster, on_cluster: tuple[LiveServer, LiveServer]
+) -> None:
+    first, second = on_cluster
+    room = "failover"
+    master = redis_cluster.master_of(tagged(PREFIX, "room", room))
+    async with connect(f"{first.ws_url}/ws/rooms/{room}") as staying:
+        before = await asyncio.to_thread(post, second, room, "before")
+        assert (await next_frame(receiving(staying)))["id"] == before
+        redis_cluster.kill(master)  # kill -9
+        await wait_for(redis_cluster.failed_over, within=30)
+        after = await asyncio.to_thread(post_when_back, second, room, "after")
+        frame = await next_frame(receiving(staying))  # the subscription followed the slot
+        assert (frame["id"], frame["data"]) == (after, "after")
+        async with connect(f"{second.ws_url}/ws/rooms/{room}?since={before}") as resuming:
+            first_frame = await next_frame(receiving(resuming))
+            # Whole (the replica had it), or the explicit notice: never a silent hole.
+            assert first_frame["id"] == after or first_frame["type"] == "missed"
