@@ -350,7 +350,9 @@ def bench(session: nox.Session) -> None:
     results = Path(session.create_tmp()).resolve() / "bench-results.json"
     # websockets (the load client and the baseline) comes with the uvicorn project.
     projects = [path, uvicorn_path, redis_path]
-    session.install(*(f"-e{project}" for project in projects), f"-e{users_path}", "starlette")
+    # pytest: bench.cluster starts the redis render's own test Redis Cluster.
+    extras = [f"-e{users_path}", "starlette", "pytest>=8"]
+    session.install(*(f"-e{project}" for project in projects), *extras)
     newest = newest_python_with(session, projects)
     session.run("python", "-m", "bench.run", "--project", str(path),
                 "--uvicorn-project", str(uvicorn_path), "--redis-project", str(redis_path),
@@ -361,7 +363,11 @@ def bench(session: nox.Session) -> None:
     quick = ["--quick"] if "--quick" in session.posargs else []
     session.run("python", "-m", "bench.users", "--anonymous", str(uvicorn_path),
                 "--users", str(users_path), "--json", str(users_results), *quick)  # fmt: skip
-    session.log(f"figures in {results} and {users_results}")
+    # Past one Redis: what each process receives, and delivery on a Cluster.
+    cluster_results = results.with_name("bench-cluster.json")
+    session.run("python", "-m", "bench.cluster", "--project", str(redis_path),
+                "--json", str(cluster_results), *quick)  # fmt: skip
+    session.log(f"figures in {results}, {users_results} and {cluster_results}")
 
 
 def newest_python_with(session: nox.Session, projects: list[Path]) -> str | None:
