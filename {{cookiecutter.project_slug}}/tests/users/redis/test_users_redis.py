@@ -1,4 +1,4 @@
-"""Users across processes: real redis-server, two server processes, real sockets."""
+"""Users across processes: real redis-server (or Cluster), two server processes, real sockets."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from ...broadcast.redis.redis_cluster import RedisCluster
 from ...broadcast.redis.redis_server import TOKEN, RedisServer
 from ...helpers import connect
 from ...servers import LiveServer, run_server
@@ -23,10 +24,12 @@ from ..tickets import ticket_header
 TTL = 3  # QUART_PRESENCE_TTL: a renewal every second
 
 
-@pytest.fixture
-def servers(redis_server: RedisServer) -> Iterator[tuple[LiveServer, LiveServer]]:
+@pytest.fixture(params=["redis_server", "redis_cluster"])
+def servers(request: pytest.FixtureRequest) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two server processes on one Redis, then on a Redis Cluster: the same routing."""
+    redis: RedisServer | RedisCluster = request.getfixturevalue(request.param)
     env = {
-        "QUART_REDIS_URL": redis_server.url,
+        "QUART_REDIS_URL": redis.url,
         "QUART_BROADCAST_TOKEN": TOKEN,
         "QUART_PRESENCE_TTL": str(TTL),
     }
