@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import resource
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -158,9 +156,7 @@ def report(results: dict[str, dict[str, Any]]) -> str:
             ratio <= DELIVERY_TARGET,
         ),
     ]
-    lines += ["", "targets past one Redis:"]
-    lines += [f"  [{'met' if ok else 'NOT met'}] {text}" for text, ok in checks]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *run.targets_met("targets past one Redis:", checks)])
 
 
 def main() -> None:
@@ -169,10 +165,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
     parser.add_argument("--json", type=Path, default=Path("bench-cluster.json"))
     args = parser.parse_args()
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if len(os.sched_getaffinity(0)) > 1:
-        os.sched_setaffinity(0, run.CLIENT_CORE)
+    run.prepare_client()
     project = args.project.resolve()
     sys.path.insert(0, str(project))  # the render's own Redis Cluster for its tests
     from tests.broadcast.redis.redis_cluster import running_cluster

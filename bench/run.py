@@ -180,6 +180,19 @@ def free_port() -> int:
         return port
 
 
+def prepare_client() -> None:
+    """As many sockets as the system allows (5,000 each side), on the client's core."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, CLIENT_CORE)
+
+
+def targets_met(title: str, checks: list[tuple[str, bool]]) -> list[str]:
+    """``title``, then each check's text marked met or not."""
+    return [title, *(f"  [{'met' if ok else 'NOT met'}] {text}" for text, ok in checks)]
+
+
 def pin_to_server_core() -> None:
     if len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, SERVER_CORE)
@@ -421,9 +434,7 @@ def targets(results: dict[str, dict[str, Any]], stack: str) -> str:
             stalled.get("growth_kib", 1e9) <= bound,
         )
     )
-    lines = [f"targets for {stack}:"]
-    lines += [f"  [{'met' if ok else 'NOT met'}] {text}" for text, ok in checks]
-    return "\n".join(lines)
+    return "\n".join(targets_met(f"targets for {stack}:", checks))
 
 
 def main() -> None:
@@ -443,10 +454,7 @@ def main() -> None:
     parser.add_argument("--only", help="run only the stacks whose name contains this")
     args = parser.parse_args()
 
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 5,000 sockets each side
-    if len(os.sched_getaffinity(0)) > 1:
-        os.sched_setaffinity(0, CLIENT_CORE)
+    prepare_client()
 
     results: dict[str, dict[str, Any]] = {}
     project, uvicorn_project = args.project.resolve(), args.uvicorn_project.resolve()

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import resource
 import statistics
 import sys
 import time
@@ -253,9 +251,7 @@ def report(rounds: list[dict[str, Any]]) -> str:
          f"delivery ({delivery_us:.1f} us)", per_member <= 1.5 * delivery_us),
         (f"no room delivery lost: {sum(lost)} lost", not any(lost)),
     ]  # fmt: skip
-    lines += ["", "targets of users=true:"]
-    lines += [f"  [{'met' if ok else 'NOT met'}] {text}" for text, ok in checks]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *run.targets_met("targets of users=true:", checks)])
 
 
 def main() -> None:
@@ -266,10 +262,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
     parser.add_argument("--json", type=Path, default=Path("bench-users.json"))
     args = parser.parse_args()
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1,000 sockets each side
-    if len(os.sched_getaffinity(0)) > 1:
-        os.sched_setaffinity(0, run.CLIENT_CORE)
+    run.prepare_client()
     rounds = []
     for number in range(1 if args.quick else args.rounds):
         print(f"-- round {number + 1}", flush=True)

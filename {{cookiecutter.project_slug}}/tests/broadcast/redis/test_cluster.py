@@ -6,10 +6,8 @@ Also on one Redis: a process hears only the rooms it has sockets in.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 
@@ -24,22 +22,14 @@ from ...servers import LiveServer, read_metrics, run_server
 from ..broadcasting import next_frame
 from .redis_cluster import RedisCluster, redis_cli
 from .redis_server import TOKEN, RedisServer
-from .test_rooms_redis import receiving
+from .test_rooms_redis import post_to_room, receiving
 
 PREFIX = DEFAULTS["REDIS_CHANNEL"]
 RECEIVED = "redis_messages_received_total"
 
 
 def post(server: LiveServer, room: str, text: str) -> str:
-    request = urllib.request.Request(
-        f"{server.http_url}/api/rooms/{room}/messages",
-        data=text.encode(),
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 201
-        message_id: str = json.load(response)["id"]
-        return message_id
+    return post_to_room(server, text, room)
 
 
 def two_processes(redis_url: str) -> Iterator[tuple[LiveServer, LiveServer]]:

@@ -19,9 +19,9 @@ from .redis_server import TOKEN, RedisServer
 ROOM = "lobby"
 
 
-def post_to_room(server: LiveServer, text: str) -> str:
+def post_to_room(server: LiveServer, text: str, room: str = ROOM) -> str:
     request = urllib.request.Request(
-        f"{server.http_url}/api/rooms/{ROOM}/messages",
+        f"{server.http_url}/api/rooms/{room}/messages",
         data=text.encode(),
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
