@@ -28,3 +28,17 @@ async def next_frame(
         frame: dict[str, Any] = json.loads(await receive())
         if frame["type"] not in skipped:
             return frame
+
+
+def pending_frames(ws: Any, skipped: set[str] = SKIPPED) -> list[dict[str, Any]]:
+    """The room frames an in-process socket has received but not read, ``skipped`` aside.
+
+    With users, a socket's own ``join`` may come after the first messages.
+    """
+    frames = []
+    while not ws.from_app.empty():
+        event = ws.from_app.get_nowait()
+        frame = json.loads(event.get("text") or "{}")
+        if frame.get("type") not in skipped:
+            frames.append(frame)
+    return frames

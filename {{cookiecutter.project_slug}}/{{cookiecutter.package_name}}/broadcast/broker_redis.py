@@ -22,8 +22,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from prometheus_client import Counter
@@ -57,8 +57,8 @@ CONNECTION_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "health_check
 COMMAND_RETRY_BACKOFF = {"cap": 0.5, "base": 0.05}
 COMMAND_RETRIES = 2
 RETRY_ON = [RedisConnectionError, RedisTimeoutError]
-MAX_CONNECTIONS = 50  # publishing connections per process
-POOL_TIMEOUT = 5  # seconds a command waits for one of them
+MAX_CONNECTIONS = 50  # commands in flight per process (and connections, on one Redis)
+POOL_TIMEOUT = 5  # seconds a command waits for its turn
 
 # Append to the room's stream, trim it, and announce it on the channel, in one
 # atomic step: the order of the announcements is the order of the ids.
@@ -137,6 +137,7 @@ class RedisBroker:
         self.subscriptions = Subscriptions(self.channel, self.deliver, hub.subscriber_count)
         self.subscribed = False
         self.failing = False  # a command failed and nothing succeeded since: logged once
+        self.gate = asyncio.Semaphore(MAX_CONNECTIONS)
         self.tasks: list[asyncio.Task[None]] = []
         # The newest message delivered per room with local clients: to fill a
         # gap after a lost subscription, and to deliver nothing twice.
@@ -198,19 +199,34 @@ class RedisBroker:
             raise BroadcastUnavailable("the app is not serving: Redis is not connected")
         return self.redis
 
-    @contextmanager
-    def reporting(self) -> Iterator[None]:
-        """Turn a failed Redis command into ``BroadcastUnavailable``; log it once per outage."""
+    @asynccontextmanager
+    async def command(self) -> AsyncIterator[Redis | RedisCluster]:
+        """The client, for one of at most ``MAX_CONNECTIONS`` commands in flight.
+
+        A burst waits its turn: on a Cluster, redis-py refuses a command past
+        100 connections to a node. A failure becomes ``BroadcastUnavailable``,
+        logged once per outage.
+        """
+        redis = self.connected()
         try:
-            yield
+            async with asyncio.timeout(POOL_TIMEOUT):
+                await self.gate.acquire()
+        except TimeoutError as error:
+            busy = f"{MAX_CONNECTIONS} commands in flight for {POOL_TIMEOUT} s"
+            raise BroadcastUnavailable(f"Redis is unavailable: {busy}") from error
+        try:
+            yield redis
         except (RedisError, OSError) as error:
             if not self.failing:
                 self.failing = True
                 log.warning("redis commands fail (%s); logged again after one succeeds", error)
             raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
-        if self.failing:
-            self.failing = False
-            log.info("redis commands succeed again")
+        else:
+            if self.failing:
+                self.failing = False
+                log.info("redis commands succeed again")
+        finally:
+            self.gate.release()
 
     def room_keys(self, room: str) -> list[str]:
         return [tagged(self.channel, "room", room), tagged(self.channel, "room-meta", room)]
@@ -223,15 +239,13 @@ class RedisBroker:
 
     async def announce(self, channel: str, payload: bytes) -> None:
         """Publish ``payload`` on ``channel``, for the ``deliver`` of every process subscribed."""
-        redis = self.connected()
-        with self.reporting():
+        async with self.command() as redis:
             await redis.spublish(channel, payload)
 
     async def publish_to_room(self, room: str, text: str, sender: str | None = None) -> str:
         channel = self.subscriptions.channel(room)
         arguments = [text, *self.history_limits, channel, room, sender or ""]
-        self.connected()
-        with self.reporting():
+        async with self.command():
             message_id = await self.publish_script(self.room_keys(room), arguments)
         return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
 
@@ -241,8 +255,7 @@ class RedisBroker:
 
     async def room_history(self, room: str) -> RoomHistory:
         stream, meta = self.room_keys(room)
-        redis = self.connected()
-        with self.reporting():
+        async with self.command() as redis:
             # The dropped marker first: a trim in between can only make it look
             # older than it is, and a resume then errs towards a "missed" notice.
             # Two commands, not a transaction: each is retried on a stale connection.

@@ -123,7 +123,7 @@ class RedisPresenceStore:
         if name not in self.scripts:
             source = {"add": ADD, "remove": REMOVE, "renew": RENEW, "users": USERS}[name]
             self.scripts[name] = redis.register_script(CLOCK + source)
-        with self.broker.reporting():
+        async with self.broker.command():
             return await self.scripts[name]([self.key(room)], list(arguments))
 
     async def add(self, room: str, user: str) -> bool:

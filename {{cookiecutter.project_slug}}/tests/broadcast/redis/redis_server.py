@@ -86,9 +86,15 @@ def running_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session", autouse=True)
 def shared_redis() -> Iterator[RedisServer]:
-    """One redis-server for the run; apps and servers find it via QUART_REDIS_URL."""
+    """One redis-server for the run; apps and servers find it via QUART_REDIS_URL.
+
+    Each pytest-xdist worker has its own QUART_REDIS_CHANNEL, the prefix of
+    every channel and key: the tests of one never hear those of another.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     with running_redis() as server, pytest.MonkeyPatch.context() as patch:
         patch.setenv("QUART_REDIS_URL", server.url)
+        patch.setenv("QUART_REDIS_CHANNEL", f"tests-{worker}:broadcast")
         yield server
 
 

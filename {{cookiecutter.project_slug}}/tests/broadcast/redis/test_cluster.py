@@ -6,6 +6,7 @@ Also on one Redis: a process hears only the rooms it has sockets in.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import urllib.error
 from collections.abc import Iterator
@@ -14,17 +15,16 @@ from contextlib import AsyncExitStack
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from {{ cookiecutter.package_name }}.broadcast import broadcast
 from {{ cookiecutter.package_name }}.broadcast.redis_shards import tagged
-from {{ cookiecutter.package_name }}.config import DEFAULTS
 
-from ...helpers import connect, wait_for
+from ...helpers import AppFactory, connect, wait_for
 from ...servers import LiveServer, read_metrics, run_server
 from ..broadcasting import next_frame
 from .redis_cluster import RedisCluster, redis_cli
 from .redis_server import TOKEN, RedisServer
 from .test_rooms_redis import post_to_room, receiving
 
-PREFIX = DEFAULTS["REDIS_CHANNEL"]
 RECEIVED = "redis_messages_received_total"
 
 
@@ -86,7 +86,7 @@ async def test_thirty_rooms_spread_over_the_masters_each_reaching_only_its_own(
     # Each room's stream lives on the master of its slot, and all three carry some.
     masters = set()
     for room in rooms:
-        stream = tagged(PREFIX, "room", room)
+        stream = tagged(os.environ["QUART_REDIS_CHANNEL"], "room", room)
         master = redis_cluster.master_of(stream)
         assert redis_cli(master, "exists", stream).strip() == "1"
         masters.add(master)
@@ -152,7 +152,7 @@ async def test_after_a_master_is_killed_its_rooms_carry_messages_and_resumes_are
 ) -> None:
     first, second = on_cluster
     room = "failover"
-    master = redis_cluster.master_of(tagged(PREFIX, "room", room))
+    master = redis_cluster.master_of(tagged(os.environ["QUART_REDIS_CHANNEL"], "room", room))
     async with connect(f"{first.ws_url}/ws/rooms/{room}") as staying:
         before = await asyncio.to_thread(post, second, room, "before")
         assert (await next_frame(receiving(staying)))["id"] == before
@@ -165,3 +165,12 @@ async def test_after_a_master_is_killed_its_rooms_carry_messages_and_resumes_are
             first_frame = await next_frame(receiving(resuming))
             # Whole (the replica had it), or the explicit notice: never a silent hole.
             assert first_frame["id"] == after or first_frame["type"] == "missed"
+
+
+async def test_a_burst_of_publishes_waits_for_connections_rather_than_failing(
+    redis_cluster: RedisCluster, make_app: AppFactory
+) -> None:
+    app = await make_app(REDIS_URL=redis_cluster.url)
+    async with app.app_context():
+        ids = await asyncio.gather(*(broadcast(f"{n}", room="burst") for n in range(300)))
+    assert len(set(ids)) == 300  # redis-py alone refuses past 100 connections to a node
