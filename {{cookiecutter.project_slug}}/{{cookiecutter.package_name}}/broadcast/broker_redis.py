@@ -169,7 +169,8 @@ class RedisBroker:
         if self.nodes is not None:
             await self.nodes.refresh()
             return self.nodes
-        cluster = self.cluster if self.cluster is not None else await is_cluster(self.url)
+        detected = await probe(self.url)
+        cluster = self.cluster if self.cluster is not None else detected
         retry = Retry(ExponentialBackoff(**COMMAND_RETRY_BACKOFF), COMMAND_RETRIES)
         redis: Redis | RedisCluster
         if cluster:
@@ -328,13 +329,16 @@ class RedisBroker:
                 await self.subscriptions.sweep()
 
 
-async def is_cluster(url: str) -> bool:
-    """Whether the Redis at ``url`` is a node of a Redis Cluster."""
-    probe = Redis.from_url(url, retry=Retry(NoBackoff(), 0), **CONNECTION_OPTIONS)
+async def probe(url: str) -> bool:
+    """Whether the Redis at ``url`` is a node of a Redis Cluster; refuse one before 7.0."""
+    client = Redis.from_url(url, retry=Retry(NoBackoff(), 0), **CONNECTION_OPTIONS)
     try:
-        info = await probe.info("cluster")
+        info = await client.info()
     finally:
-        await probe.aclose()
+        await client.aclose()
+    version = str(info.get("redis_version", "0"))
+    if int(version.split(".")[0]) < 7:
+        raise RedisError(f"Redis {version} at {url}: sharded pub/sub needs Redis 7.0 or newer")
     return bool(info.get("cluster_enabled"))
 
 
