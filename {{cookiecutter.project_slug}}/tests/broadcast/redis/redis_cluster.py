@@ -123,6 +123,26 @@ class RedisCluster:
                     return int(fields[1].split(":")[1].split("@")[0])
         raise LookupError(f"no master serves slot {slot}")
 
+    def node_id(self, port: int) -> str:
+        return redis_cli(port, "cluster", "myid").strip()
+
+    def move_slot_of(self, key: str, to_port: int) -> None:
+        """Migrate the slot of ``key``, and its keys, to the master at ``to_port``.
+
+        The steps of ``redis-cli --cluster reshard``, for one chosen slot.
+        """
+        slot = redis_cli(self.live_port(), "cluster", "keyslot", key).strip()
+        source = self.master_of(key)
+        source_id, target_id = self.node_id(source), self.node_id(to_port)
+        redis_cli(to_port, "cluster", "setslot", slot, "importing", source_id)
+        redis_cli(source, "cluster", "setslot", slot, "migrating", target_id)
+        while keys := redis_cli(source, "cluster", "getkeysinslot", slot, "100").split():
+            redis_cli(source, "migrate", "127.0.0.1", str(to_port), "", "0", "5000",
+                      "keys", *keys)  # fmt: skip
+        for master in self.masters():
+            redis_cli(master, "cluster", "setslot", slot, "node", target_id)
+        self.wait_until(lambda: self.master_of(key) == to_port)
+
     def kill(self, port: int) -> None:
         """``kill -9`` one node."""
         self.processes[port].kill()

@@ -174,3 +174,22 @@ async def test_a_burst_of_publishes_waits_for_connections_rather_than_failing(
     async with app.app_context():
         ids = await asyncio.gather(*(broadcast(f"{n}", room="burst") for n in range(300)))
     assert len(set(ids)) == 300  # redis-py alone refuses past 100 connections to a node
+
+
+async def test_a_room_whose_slot_moves_to_another_master_keeps_its_sockets_and_history(
+    redis_cluster: RedisCluster, on_cluster: tuple[LiveServer, LiveServer]
+) -> None:
+    first, second = on_cluster
+    room = "moving"
+    stream = tagged(os.environ["QUART_REDIS_CHANNEL"], "room", room)
+    async with connect(f"{first.ws_url}/ws/rooms/{room}") as staying:
+        before = await asyncio.to_thread(post, second, room, "before")
+        assert (await next_frame(receiving(staying)))["id"] == before
+        source = redis_cluster.master_of(stream)
+        target = next(port for port in redis_cluster.masters() if port != source)
+        redis_cluster.move_slot_of(stream, target)  # Redis unsubscribes the room's channel
+        after = await asyncio.to_thread(post_when_back, second, room, "after")
+        frame = await next_frame(receiving(staying))
+        assert (frame["id"], frame["data"]) == (after, "after")
+    async with connect(f"{second.ws_url}/ws/rooms/{room}?since={before}") as resuming:
+        assert (await next_frame(receiving(resuming)))["id"] == after  # the stream moved too
