@@ -229,3 +229,41 @@ async def test_failed_publishes_are_logged_once_per_outage(
     assert all(r.levelno == logging.WARNING for r in failures())
     back = [r for r in caplog.records if r.getMessage() == "redis commands succeed again"]
     assert len(back) == 2
+
+
+async def test_a_room_channel_is_left_a_grace_after_its_last_socket(
+    make_app: AppFactory, redis_server: RedisServer
+) -> None:
+    app = await make_app(REDIS_URL=redis_server.url)
+    subscriptions = broker_of(app).subscriptions
+    channel = subscriptions.channel("quiet")
+    redis = Redis.from_url(redis_server.url)
+
+    async def subscribed() -> int:
+        ((_, count),) = await redis.pubsub_shardnumsub(channel)
+        return int(count)
+
+    try:
+        assert await subscribed() == 0  # nobody here yet: not subscribed
+        async with asgi_connect(app, "/ws/rooms/quiet"):
+            await wait_for(lambda: subscriber_count(app, "quiet") == 1)
+            assert await subscribed() == 1
+            await subscriptions.sweep()  # in use: kept
+        await wait_for(lambda: subscriber_count(app, "quiet") == 0)
+        await subscriptions.sweep()  # unused once: the grace
+        async with asgi_connect(app, "/ws/rooms/quiet"):  # a reconnect within it
+            await wait_for(lambda: subscriber_count(app, "quiet") == 1)
+        await wait_for(lambda: subscriber_count(app, "quiet") == 0)
+        await subscriptions.sweep()
+        assert await subscribed() == 1  # the reconnect restarted the grace
+        await subscriptions.sweep()  # unused at two sweeps in a row: left
+        await wait_for(lambda: channel not in subscriptions.leaving)
+        assert await subscribed() == 0
+        assert await subscribed_to_broadcast(redis, app) == 1  # the broadcast channel stays
+    finally:
+        await redis.aclose()
+
+
+async def subscribed_to_broadcast(redis: Redis, app: Quart) -> int:
+    ((_, count),) = await redis.pubsub_shardnumsub(app.config["REDIS_CHANNEL"])
+    return int(count)
