@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import nullcontext
 from typing import Any
 
-from quart import Blueprint, current_app, redirect, request, websocket
+from quart import Blueprint, Response, abort, current_app, redirect, request, websocket
 from quart.typing import ResponseReturnValue
 from quart_auth import logout_user
 
@@ -46,19 +47,21 @@ async def refuse_input() -> None:
         return
 
 
-async def caller(users_too: bool = True) -> str | ResponseReturnValue:
-    """``SERVER``, or the user id of the credential; the 401 answer if neither."""
+async def caller(users_too: bool = True) -> str:
+    """``SERVER``, or the user id of the credential (if ``users_too``); else abort with 401."""
     token = current_app.config["BROADCAST_TOKEN"]
     if bearer() is not None and token and refuse_without_token(str(token)) is None:
         return SERVER
+    refusal = NO_CREDENTIAL
     if users_too:
         try:
             user = await credential_user()
         except BadTicket as error:
-            return {"error": str(error)}, 401, {"WWW-Authenticate": "Bearer"}
+            user, refusal = None, {"error": str(error)}
         if user is not None:
             return user
-    return NO_CREDENTIAL, 401, {"WWW-Authenticate": "Bearer"}
+    headers = {"WWW-Authenticate": "Bearer"}
+    abort(Response(json.dumps(refusal), 401, headers, content_type="application/json"))
 
 
 @blueprint.post("/api/tickets")
@@ -66,9 +69,7 @@ async def post_ticket() -> ResponseReturnValue:
     """A ticket for the session's user, or with the server's token for ``{"user": id}``."""
     user = await session_user()
     if user is None:
-        who = await caller(users_too=False)
-        if who != SERVER:
-            return who
+        await caller(users_too=False)  # the server's token, or 401
         body = await request.get_json(silent=True)
         user = body.get("user") if isinstance(body, dict) else None
         if not isinstance(user, str) or check_user_id(user) is not None:
@@ -81,8 +82,6 @@ async def post_ticket() -> ResponseReturnValue:
 async def post_user_message(user: str) -> ResponseReturnValue:
     """Send the body (UTF-8 text) to the user's inbox; ``from`` is the caller."""
     who = await caller()
-    if not isinstance(who, str):
-        return who
     problem = check_user_id(user)
     if problem is not None:
         return {"error": problem}, 400
@@ -101,9 +100,7 @@ async def post_user_message(user: str) -> ResponseReturnValue:
 @blueprint.delete("/api/users/<user>/connections")
 async def delete_user_connections(user: str) -> ResponseReturnValue:
     """Close every websocket of the user, everywhere (server token only)."""
-    who = await caller(users_too=False)
-    if who != SERVER:
-        return who
+    await caller(users_too=False)  # the server's token, or 401
     problem = check_user_id(user)
     if problem is not None:
         return {"error": problem}, 400
@@ -117,9 +114,7 @@ async def delete_user_connections(user: str) -> ResponseReturnValue:
 @blueprint.get("/api/rooms/<room>/presence")
 async def get_presence(room: str) -> ResponseReturnValue:
     """Who is in the room, on every process."""
-    who = await caller()
-    if not isinstance(who, str):
-        return who
+    await caller()  # the server's token or a user's credential, or 401
     problem = check_room_name(room)
     if problem is not None:
         return {"error": problem}, 400
