@@ -110,10 +110,20 @@ class Subscriptions:
                 await confirmed([self.confirming[channel]])
             elif channel not in self.wanted:
                 self.wanted[channel] = topic
-                if self.ended is not None and not self.ended.done():
+                if self.up():
                     await self.subscribe([channel])
         except (RedisError, OSError, TimeoutError) as error:
+            self.lose(error)  # the listener subscribes everything again
             raise BroadcastUnavailable(f"Redis is unavailable: {error}") from error
+
+    def up(self) -> bool:
+        return self.ended is not None and not self.ended.done()
+
+    def lose(self, error: BaseException) -> None:
+        """End the set: ``until_lost`` raises ``error``."""
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_exception(error)
+            self.ended.exception()  # retrieved: the listener may be elsewhere
 
     async def open(self, nodes: Nodes) -> None:
         """Subscribe every wanted channel, each on its node; return once all are confirmed."""
@@ -144,9 +154,8 @@ class Subscriptions:
                 event = await pubsub.get_message(timeout=None)
                 if event is not None:
                     self.handle(event)
-        except (RedisError, OSError) as error:
-            if self.ended is not None and not self.ended.done():
-                self.ended.set_exception(error)
+        except Exception as error:  # whatever stops a reader: never silently
+            self.lose(error)
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -173,7 +182,7 @@ class Subscriptions:
         }
         for channel in unused & self.idle:
             del self.wanted[channel]
-            if self.nodes is not None and self.ended is not None and not self.ended.done():
+            if self.nodes is not None and self.up():
                 pubsub = self.pubsubs.get(self.nodes.node_of(channel))
                 if pubsub is not None:
                     self.leaving.add(channel)
@@ -187,6 +196,7 @@ class Subscriptions:
 
     async def close(self) -> None:
         """Drop every connection; ``wanted`` stays, for the next ``open``."""
+        self.lose(SubscriptionLost("closed"))
         for reader in self.readers:
             reader.cancel()
         for pubsub in self.pubsubs.values():
