@@ -26,7 +26,7 @@ class Broker(Protocol):
     async def follow(self, topic: str) -> None:
         """Return once what any process publishes to ``topic`` reaches this process's hub.
 
-        Call it after subscribing a socket to the hub, before reading history.
+        Call it before subscribing a socket to the hub and reading history.
         """
 
     async def publish(self, message: Message) -> None:

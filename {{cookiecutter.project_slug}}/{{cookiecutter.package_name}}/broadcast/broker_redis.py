@@ -171,7 +171,6 @@ class RedisBroker:
             return self.nodes
         detected = await probe(self.url)
         cluster = self.cluster if self.cluster is not None else detected
-        retry = Retry(ExponentialBackoff(**COMMAND_RETRY_BACKOFF), COMMAND_RETRIES)
         redis: Redis | RedisCluster
         if cluster:
             # It finds every node from this one, and follows failovers itself.
@@ -184,7 +183,7 @@ class RedisBroker:
                 self.url,
                 max_connections=MAX_CONNECTIONS,
                 timeout=POOL_TIMEOUT,
-                retry=retry,
+                retry=Retry(ExponentialBackoff(**COMMAND_RETRY_BACKOFF), COMMAND_RETRIES),
                 retry_on_error=RETRY_ON,
                 **CONNECTION_OPTIONS,
             )

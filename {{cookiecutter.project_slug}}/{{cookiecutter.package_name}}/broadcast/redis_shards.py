@@ -121,7 +121,7 @@ class Subscriptions:
 
     def lose(self, error: BaseException) -> None:
         """End the set: ``until_lost`` raises ``error``."""
-        if self.ended is not None and not self.ended.done():
+        if self.ended is not None and self.up():
             self.ended.set_exception(error)
             self.ended.exception()  # retrieved: the listener may be elsewhere
 
@@ -154,8 +154,12 @@ class Subscriptions:
                 event = await pubsub.get_message(timeout=None)
                 if event is not None:
                     self.handle(event)
-        except Exception as error:  # whatever stops a reader: never silently
+        except (RedisError, OSError) as error:
             self.lose(error)
+        except Exception as error:  # a bug stops a reader: the listener starts anew
+            lost = SubscriptionLost(f"the reader stopped: {error!r}")
+            lost.__cause__ = error
+            self.lose(lost)
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event["type"]

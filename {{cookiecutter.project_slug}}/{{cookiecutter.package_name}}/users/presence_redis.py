@@ -1,7 +1,8 @@
 """Presence in Redis, shared by every process: one hash per room.
 
-``<channel>:presence:{<room>}`` (on the room's shard) maps each user to the processes that have them
-there, each with an expiry: ``"<process>=<ms>,<process>=<ms>"``. Every
+``<channel>:presence:{<room>}`` (on the room's shard) maps each user to the
+processes that have them there, each with an expiry:
+``"<process>=<ms>,<process>=<ms>"``. Every
 process renews its own entries every third of ``QUART_PRESENCE_TTL``, one
 script per room; a process that dies unannounced stops renewing, and the
 first survivor that finds its entries expired removes them and announces the
@@ -62,20 +63,22 @@ local mine, gone, rejoined = {}, {}, {}
 for i = 3, #ARGV do mine[ARGV[i]] = true end
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  local user, kept = all[i], {}
+  local user, kept, changed = all[i], {}, false
   for process, expiry in string.gmatch(all[i + 1], ENTRY) do
     if tonumber(expiry) >= now and process ~= ARGV[1] then
       table.insert(kept, process .. '=' .. expiry)
+    else
+      changed = true
     end
   end
   if mine[user] then
-    mine[user] = nil
+    mine[user], changed = nil, true
     table.insert(kept, ARGV[1] .. '=' .. (now + tonumber(ARGV[2])))
   end
   if #kept == 0 then
     redis.call('HDEL', KEYS[1], user)
     table.insert(gone, user)
-  else
+  elseif changed then  -- other processes' live users are left as they are
     redis.call('HSET', KEYS[1], user, table.concat(kept, ','))
   end
 end
