@@ -21,8 +21,6 @@ import asyncio
 import json
 import sys
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,23 +53,21 @@ def received(port: int) -> float:
     raise LookupError("no redis_messages_received_total in /metrics")
 
 
-@contextmanager
-def serving(project: Path, redis_url: str) -> Iterator[tuple[int, int]]:
-    """One app process on ``redis_url``: its port and pid."""
+def app_stack(project: Path, redis_url: str) -> run.Stack:
+    """The render under Hypercorn on ``redis_url``, with tokens to post and to scrape."""
     app = project.name.replace("-", "_") + ":app"
     env = {**run.BENCH_ENV, "QUART_REDIS_URL": redis_url, "QUART_BROADCAST_TOKEN": TOKEN}
     env["QUART_METRICS_TOKEN"] = METRICS
     command = [*run.hypercorn_command(sys.executable, project), app]
-    port = run.free_port()
-    process = run.start(run.Stack("app", command, project, env=env), port)
-    try:
-        yield port, process.pid
-    finally:
-        run.stop(process)
+    return run.Stack("app", command, project, env=env)
 
 
 async def routing(project: Path, redis_url: str) -> dict[str, Any]:
-    with serving(project, redis_url) as (first, _), serving(project, redis_url) as (second, _):
+    with (
+        run.served(app_stack(project, redis_url)) as one,
+        run.served(app_stack(project, redis_url)) as two,
+    ):
+        first, second = one.port, two.port
         mine = {first: [f"a-{n}" for n in range(ROOMS)], second: [f"b-{n}" for n in range(ROOMS)]}
         got: dict[int, int] = {first: 0, second: 0}
 
@@ -111,8 +107,7 @@ async def routing(project: Path, redis_url: str) -> dict[str, Any]:
 
 
 async def delivery(project: Path, redis_url: str, quick: bool) -> dict[str, Any]:
-    with serving(project, redis_url) as (port, pid):
-        server = load.Server(port, pid)
+    with run.served(app_stack(project, redis_url)) as server:
         return await load.fan_out(server, 1000, 10, 2 if quick else 5, path="/ws/rooms/bench")
 
 

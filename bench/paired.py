@@ -45,10 +45,7 @@ def stack(spec: str, python: str) -> run.Stack:
 
 def measure(chosen: run.Stack, args: argparse.Namespace) -> float:
     """Server CPU per delivery (or per echo round trip), in microseconds."""
-    port = run.free_port()
-    process = run.start(chosen, port)
-    try:
-        server = load.Server(port, process.pid)
+    with run.served(chosen) as server:
         if args.subscribers == 0:
             result = asyncio.run(run.median_echo(server, args.duration))
         else:
@@ -56,8 +53,6 @@ def measure(chosen: run.Stack, args: argparse.Namespace) -> float:
             result = asyncio.run(scenario)
             if result["loss"]:
                 print(f"  {chosen.name}: lost {result['loss']} deliveries", file=sys.stderr)
-    finally:
-        run.stop(process)
     return float(result["cpu_us"])
 
 

@@ -220,6 +220,17 @@ def start(stack: Stack, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"{stack.name} did not listen on port {port}")
 
 
+@contextmanager
+def served(stack: Stack) -> Iterator[load.Server]:
+    """``stack`` listening on a free port for the block, stopped however it ends."""
+    port = free_port()
+    process = start(stack, port)
+    try:
+        yield load.Server(port, process.pid)
+    finally:
+        stop(process)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(process.pid, signal.SIGTERM)
@@ -468,15 +479,10 @@ def main() -> None:
             if args.only and args.only not in stack.name and stack.name != stack.baseline:
                 continue
             stack.env.update(BENCH_ENV, QUART_REDIS_URL=redis_url)
-            port = free_port()
             print(f"-- {stack.name}", flush=True)
-            process = start(stack, port)
-            try:
-                server = load.Server(port, process.pid)
+            with served(stack) as server:
                 results[stack.name] = asyncio.run(measure(server, args.quick, stack.rooms))
                 results[stack.name]["baseline"] = stack.baseline
-            finally:
-                stop(process)
     print(table(results))
     print()
     print(rooms_table(results))

@@ -92,14 +92,14 @@ async def handshakes(server: load.Server, who: Credentials, count: int) -> dict[
 class Room:
     """``members`` readers in one room, counting what they receive."""
 
-    def __init__(self) -> None:
+    def __init__(self, members: int) -> None:
+        self.members = members
         self.latencies: list[float] = []
         self.bytes = 0
         self.warmed = 0
         self.warm = asyncio.Event()
         self.changes = 0
         self.changed = asyncio.Event()
-        self.members = 0
 
     def on_text(self, text: str) -> None:
         self.bytes += len(text)
@@ -122,8 +122,7 @@ async def room_scenarios(
     server: load.Server, who: Credentials, members: int, rate: float, duration: float, churns: int
 ) -> dict[str, Any]:
     """Room delivery to ``members``, then ``churns`` joins and leaves among them."""
-    room = Room()
-    room.members = members
+    room = Room(members)
     gate = asyncio.Semaphore(64)
 
     async def member(number: int) -> load.FrameReader:
@@ -200,13 +199,9 @@ async def measure(server: load.Server, who: Credentials, quick: bool) -> dict[st
 def serve(project: Path, users: bool, quick: bool) -> dict[str, Any]:
     """Start ``project`` as its README says, measure it, stop it."""
     stack = run.Stack(project.name, run.package_command(sys.executable, project), project, env=ENV)
-    port = run.free_port()
-    process = run.start(stack, port)
-    try:
-        who = mint(port, 1001) if users else Credentials([])
-        return asyncio.run(measure(load.Server(port, process.pid), who, quick))
-    finally:
-        run.stop(process)
+    with run.served(stack) as server:
+        who = mint(server.port, 1001) if users else Credentials([])
+        return asyncio.run(measure(server, who, quick))
 
 
 def median_ratio(rounds: list[dict[str, Any]], scenario: str) -> float:
