@@ -24,7 +24,7 @@ from .shutdown import CloseOnShutdown
 from .sockets import SocketClosed, end_quietly
 {%- if cookiecutter.users %}
 from .users import blueprint as users_blueprint
-from .users import init_users
+from .users import init_users, require_secret_key
 {%- endif %}
 
 
@@ -33,6 +33,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app = Quart(__name__)
     use_quart_internals(app)
     load_config(app, overrides)
+{%- if cookiecutter.users %}
+    app.before_serving(require_secret_key)  # first: without the key nothing starts
+{%- endif %}
     metrics = app.extensions["metrics"] = Metrics()
     app.extensions["channels"] = {"echo": "/ws"}
     app.extensions["health_checks"] = {}

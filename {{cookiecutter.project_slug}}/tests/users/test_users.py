@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -288,3 +289,5 @@ async def test_the_app_does_not_start_without_a_secret_key() -> None:
     test_app = create_app({"SECRET_KEY": None}).test_app()
     with pytest.raises(Exception, match="QUART_SECRET_KEY"):
         await test_app.startup()
+    # Refused before anything started: no broker or presence task is left running.
+    assert asyncio.all_tasks() == {asyncio.current_task()}

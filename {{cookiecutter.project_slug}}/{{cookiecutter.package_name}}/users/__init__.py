@@ -6,8 +6,15 @@ each room; ``api.py`` has ``send_to_user`` and ``disconnect_user``;
 ``routes.py`` the inbox socket and the HTTP API.
 """
 
-from .api import disconnect_user, init_users, send_to_user
+from .api import disconnect_user, init_users, require_secret_key, send_to_user
 from .identity import current_tickets
 from .routes import blueprint
 
-__all__ = ["blueprint", "current_tickets", "disconnect_user", "init_users", "send_to_user"]
+__all__ = [
+    "blueprint",
+    "current_tickets",
+    "disconnect_user",
+    "init_users",
+    "require_secret_key",
+    "send_to_user",
+]

@@ -30,8 +30,6 @@ def init_users(app: Quart) -> None:
     if not app.config["SECRET_KEY"] and app.config["DEMO_LOGIN"]:
         app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
         log.warning("QUART_DEMO_LOGIN=1: a random QUART_SECRET_KEY for this run only")
-    # Checked when serving starts: importing the package (tests, tools) needs no key.
-    app.before_serving(require_secret_key)
     if app.config["DEMO_LOGIN"]:
         app.register_blueprint(demo_blueprint)
     # The demo serves plain http; anywhere else the cookie needs https.
@@ -57,6 +55,12 @@ def init_users(app: Quart) -> None:
 
 
 async def require_secret_key() -> None:
+    """Refuse to serve without ``QUART_SECRET_KEY`` (a ``before_serving`` hook).
+
+    Checked when serving starts, not at import: importing the package (tests,
+    tools) needs no key. ``create_app`` registers it first, so a refusal
+    leaves nothing started.
+    """
     if not current_app.config["SECRET_KEY"]:
         raise RuntimeError(
             "QUART_SECRET_KEY is not set: it signs sessions and tickets"

@@ -26,12 +26,21 @@ NODES = 6  # 3 masters, each with one replica
 
 def free_cluster_ports(count: int) -> list[int]:
     """``count`` consecutive ports, each free with its bus port (port + 10000)."""
+    highest = min(ephemeral_ports_start(), 65536) - 10000 - count
     for _ in range(100):
-        first = random.randrange(20000, 55536 - count)
+        first = random.randrange(10000, max(highest, 10001))
         ports = list(range(first, first + count))
         if all(is_free(port) and is_free(port + 10000) for port in ports):
             return ports
     raise RuntimeError("no free ports for a Redis Cluster")
+
+
+def ephemeral_ports_start() -> int:
+    """The first port the kernel hands out to client sockets and ``bind(0)``."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def is_free(port: int) -> bool:
@@ -82,10 +91,13 @@ class RedisCluster:
             self.start_node(port)
         addresses = [f"127.0.0.1:{port}" for port in self.ports]
         create = ["redis-cli", "--cluster", "create", *addresses]
-        subprocess.run(
+        created = subprocess.run(
             [*create, "--cluster-replicas", "1", "--cluster-yes"],
-            capture_output=True, check=True, timeout=60,
+            capture_output=True, text=True, timeout=60,
         )  # fmt: skip
+        if created.returncode:
+            output = created.stdout + created.stderr
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{output}")
         self.wait_until(lambda: all(cluster_ok(port) for port in self.ports))
         # A replica that has not synced yet would not take over from its master.
         self.wait_until(lambda: all(synced(port) for port in self.ports))
@@ -94,9 +106,16 @@ class RedisCluster:
         command = [self.binary, "--port", str(port), "--bind", "127.0.0.1"]
         command += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
         command += ["--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"]
-        command += ["--save", "", "--appendonly", "no"]
+        command += ["--save", "", "--appendonly", "no", "--logfile", f"node-{port}.log"]
         self.processes[port] = subprocess.Popen(command, cwd=self.folder, stdout=subprocess.DEVNULL)
-        self.wait_until(lambda: ping(port))
+        self.wait_until(lambda: self.answers(port))
+
+    def answers(self, port: int) -> bool:
+        """Whether the node at ``port`` answers PING; an error with its log if it quit."""
+        if self.processes[port].poll() is not None:
+            log = (self.folder / f"node-{port}.log").read_text(errors="replace")
+            raise RuntimeError(f"redis-server on port {port} quit:\n{log[-2000:]}")
+        return ping(port)
 
     def live_port(self) -> int:
         """A node that runs: the one to ask about the cluster."""
@@ -158,7 +177,8 @@ class RedisCluster:
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
-                raise RuntimeError("the Redis Cluster did not get there in time")
+                nodes = redis_cli(self.live_port(), "cluster", "nodes")
+                raise RuntimeError(f"the Redis Cluster did not get there in time:\n{nodes}")
             time.sleep(0.1)
 
     def stop(self) -> None:
