@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager{% if not cookiecutter.users %}, nullcontext{% endif %}
+from contextlib import AbstractAsyncContextManager, AsyncExitStack{% if not cookiecutter.users %}, nullcontext{% endif %}
 from functools import partial
 from typing import Any
 
@@ -15,7 +15,7 @@ from ..metrics import current_metrics, route_label
 from ..sockets import current_socket, nothing_to_send
 from ..tokens import refuse_without_token
 from .api import broadcast, current_broker
-from .broker import BroadcastUnavailable
+from .broker import BroadcastUnavailable, Broker
 from .flood import rate_limited_messages
 from .heartbeat import Beat
 from .hub import EVERYONE, TRY_AGAIN_LATER
@@ -74,41 +74,47 @@ async def serve_topic(
 ) -> ResponseReturnValue | None:
     """Serve one socket of a room-like topic until ``read`` returns.
 
-    Subscribed first (with Redis, to the topic's channel, then to the hub),
-    then the history read for ``?since=``: no gap. After accept, inside
-    ``joined``: the frames it gives, the ``missed`` notice and the replay,
-    then live messages.
+    Before accept, so that a failure refuses the handshake (400, 503): the
+    topic followed (with Redis, its channel) then the hub subscribed, the
+    history read for ``?since=`` (no gap), ``joined`` entered. After accept:
+    the frames ``joined`` gives, the ``missed`` notice and the replay, then
+    live messages.
     """
     since = websocket.args.get("since")
     broker = current_broker()
-    try:
-        await broker.follow(topic)  # no await from here to the hub's subscription
-    except BroadcastUnavailable as error:
-        return {"error": str(error)}, 503
-    with broker.hub.subscribe(Outbox(topic, current_socket(), broker.hub.queue_size)) as outbox:
-        replay: list[RoomMessage] = []
-        missed = False
-        if since is not None:
-            try:
-                replay, missed = replay_after(await broker.room_history(topic), since)
-            except BadResume as error:
-                current_metrics().handshakes_refused.labels("bad_since").inc()
-                return {"error": str(error)}, 400
-            except BroadcastUnavailable as error:
-                return {"error": str(error)}, 503
+    async with AsyncExitStack() as stack:
+        try:
+            await broker.follow(topic)  # no await from here to the hub's subscription
+            outbox = Outbox(topic, current_socket(), broker.hub.queue_size)
+            stack.enter_context(broker.hub.subscribe(outbox))
+            replay, missed = await missed_since(broker, topic, since)
+            first_frames = await stack.enter_async_context(joined)
+        except BadResume as error:
+            current_metrics().handshakes_refused.labels("bad_since").inc()
+            return {"error": str(error)}, 400
+        except BroadcastUnavailable as error:
+            return {"error": str(error)}, 503
         await websocket.accept()
-        async with joined as first_frames:
-            for frame in first_frames:
-                await websocket.send(frame)
-            if missed:
-                await websocket.send(missed_frame(topic, since or ""))
-            for message in replay:
-                await websocket.send(message.frame)
-            seen = replay[-1].key if replay else message_key(since) if since else None
-            sent = current_metrics().messages_sent.labels(route_label())
-            outbox.open(live_sender(outbox.socket.send_data, seen), sent)
-            await read()
+        for frame in first_frames:
+            await websocket.send(frame)
+        if missed:
+            await websocket.send(missed_frame(topic, since or ""))
+        for message in replay:
+            await websocket.send(message.frame)
+        seen = replay[-1].key if replay else message_key(since) if since else None
+        sent = current_metrics().messages_sent.labels(route_label())
+        outbox.open(live_sender(outbox.socket.send_data, seen), sent)
+        await read()
     return None
+
+
+async def missed_since(
+    broker: Broker, topic: str, since: str | None
+) -> tuple[list[RoomMessage], bool]:
+    """The messages after ``since`` to replay, and whether some were already gone."""
+    if since is None:
+        return [], False
+    return replay_after(await broker.room_history(topic), since)
 
 
 def live_sender(send: Send, seen: MessageKey | None) -> Send:

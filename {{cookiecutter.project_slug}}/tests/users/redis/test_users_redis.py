@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ...broadcast.redis.redis_cluster import RedisCluster
 from ...broadcast.redis.redis_server import TOKEN, RedisServer
@@ -129,3 +129,32 @@ async def test_the_users_of_a_killed_process_leave_within_the_ttl(
         waited = time.monotonic() - killed
         assert waited <= TTL + TTL / 3 + 1, waited  # the TTL, one renewal, and slack
         await carol.close()
+
+
+async def test_a_room_join_while_redis_is_down_is_refused_before_accept(
+    redis_server: RedisServer,
+) -> None:
+    env = {"QUART_REDIS_URL": redis_server.url, "QUART_BROADCAST_TOKEN": TOKEN}
+    with run_server(env=env) as server:
+        room = server.ws_url + "/ws/rooms/lobby"
+        redis_server.stop()
+        # Presence needs Redis: a 503 that says so, not an accept then a 1011.
+        with pytest.raises(InvalidStatus) as refused:
+            async with as_user("erin", room):
+                pass
+        assert refused.value.response.status_code == 503
+        error = json.loads(refused.value.response.body)["error"]
+        assert error.startswith("Redis is unavailable: "), error
+        redis_server.start()
+        deadline = time.monotonic() + 10
+        while True:  # the next join, once Redis is back, gets the room's list
+            try:
+                async with as_user("erin", room) as erin:
+                    assert await frame(erin) == {
+                        "type": "presence", "room": "lobby", "users": ["erin"]
+                    }  # fmt: skip
+                    break
+            except InvalidStatus:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
