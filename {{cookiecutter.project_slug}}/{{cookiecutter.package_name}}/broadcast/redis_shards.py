@@ -205,7 +205,8 @@ class Subscriptions:
             reader.cancel()
         for pubsub in self.pubsubs.values():
             with suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                # Typed from redis-py 8.2 on; untyped in 8.0 and 8.1.
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
         self.readers, self.pubsubs = [], {}
         for waiting in self.confirming.values():
             if not waiting.done():
