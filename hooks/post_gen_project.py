@@ -39,10 +39,11 @@ def choose_broker(root: Path, package: str, backend: str) -> None:
 
 
 def choose_presence_store(root: Path, package: str, backend: str) -> None:
-    """Keep ``users/presence_<backend>.py``; the redis store has its tests in users/redis."""
+    """Keep ``users/presence_<backend>.py`` and ``sessions_<backend>.py``; tests in users/redis."""
     for other in BACKENDS:
         if other != backend:
-            remove(root, f"{package}/users/presence_{other}.py")
+            for store in ("presence", "sessions"):
+                remove(root, f"{package}/users/{store}_{other}.py")
     if backend != "redis":
         shutil.rmtree(root / "tests" / "users" / "redis")
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,19 +111,27 @@ def read_metrics(server: LiveServer) -> dict[str, float]:
 
 def answers_healthz(server: LiveServer) -> bool:
     """Whether the server answers ``GET /healthz`` with 200."""
+    return healthz_status(server) == 200
+
+
+def healthz_status(server: LiveServer) -> int | None:
+    """The status of ``GET /healthz``; None while nothing answers."""
     try:
         with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:  # refused, or an HTTP error status
-        return False
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:  # refused, or reset
+        return None
 
 
-def wait_until_serving(server: LiveServer, timeout: float = 20.0) -> None:
+def wait_until_serving(server: LiveServer, timeout: float = 20.0, expect: int = 200) -> None:
+    """Wait until ``GET /healthz`` answers ``expect``; fail if the server exits or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.name} exited with status {server.process.returncode}")
-        if answers_healthz(server):
+        if healthz_status(server) == expect:
             return
         time.sleep(0.1)
     raise TimeoutError(f"{server.name} did not answer on port {server.port} within {timeout} s")

@@ -73,7 +73,8 @@ async def test_each_app_reports_its_own_websockets(make_app: AppFactory) -> None
 async def test_the_cap_refuses_a_handshake_with_503_and_retry_after(
     make_app: AppFactory,
 ) -> None:
-    app = await make_app(MAX_CONNECTIONS=2, METRICS_TOKEN=TOKEN)
+    # With users, all of them may be anonymous (QUART_ANONYMOUS_CONNECTIONS).
+    app = await make_app(MAX_CONNECTIONS=2, ANONYMOUS_CONNECTIONS=2, METRICS_TOKEN=TOKEN)
     refused = 'websocket_handshakes_refused_total{reason="cap"}'
     before = sample((await scrape(app))[1], refused)
     async with AsyncExitStack() as stack:
@@ -148,6 +149,7 @@ def fast_keepalive_server(request: pytest.FixtureRequest) -> Iterator[LiveServer
     """A server that pings every second and gives up on a silent peer after two."""
     # The same variables under every server: hypercorn_config.py derives Hypercorn's from them.
     env = {"QUART_PING_INTERVAL": "1", "QUART_PING_TIMEOUT": "1", "QUART_MAX_CONNECTIONS": "2"}
+    env["QUART_ANONYMOUS_CONNECTIONS"] = "2"  # users=true: all of them may be anonymous
     with run_server(server=request.param, env=env) as server:
         yield server
 

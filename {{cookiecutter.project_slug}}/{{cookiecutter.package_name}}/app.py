@@ -17,7 +17,7 @@ from .gc_tuning import tune_gc
 from .limits import ConnectionCap
 from .metrics import Metrics, count_closed, count_open
 from .metrics import blueprint as metrics_blueprint
-from .origin import check_origin
+from .origin import check_origin, check_request_origin
 from .quart_internals import use_quart_internals
 from .routes import blueprint
 from .shutdown import CloseOnShutdown
@@ -41,6 +41,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app.extensions["health_checks"] = {}
     app.before_serving(tune_gc)
     app.before_websocket(check_origin)
+    app.before_request(check_request_origin)
     app.before_websocket(count_open)
     app.teardown_websocket(count_closed)
     app.register_error_handler(SocketClosed, end_quietly)

@@ -48,6 +48,12 @@ DEFAULTS: dict[str, Any] = {
     "PRESENCE_TTL": 30,
     # Open websockets of one user on this process; past it a handshake gets 429.
     "CONNECTIONS_PER_USER": 10,
+    # Open websockets without a user (the echo, /ws) on this process, within
+    # MAX_CONNECTIONS: the rest is kept for users. Past it: 503. None: a quarter.
+    "ANONYMOUS_CONNECTIONS": None,
+    # Seconds between checks that each open socket's session is not revoked
+    # (a logout closes them at once; this catches what that missed).
+    "SESSION_CHECK_SECONDS": 60,
     # GET/POST /login take any name: for trying the app, never in production.
     "DEMO_LOGIN": False,
 {%- endif %}
@@ -60,6 +66,12 @@ DEFAULTS: dict[str, Any] = {
 }
 # Every setting whose default is a number is a count, a size or seconds: above zero.
 POSITIVE_INTS = [key for key, value in DEFAULTS.items() if type(value) is int]
+# Every setting whose default is a boolean, and those that may also stay unset.
+BOOLEANS = [key for key, value in DEFAULTS.items() if type(value) is bool]
+OPTIONAL_BOOLEANS: list[str] = [{% if cookiecutter.broadcast_backend == "redis" %}"REDIS_CLUSTER"{% endif %}]
+# What a boolean variable may say, in any case; anything else stops the app.
+TRUE_WORDS = {"true", "1", "yes", "on"}
+FALSE_WORDS = {"false", "0", "no", "off"}
 
 
 def load_config(app: Quart, overrides: Mapping[str, Any] | None = None) -> None:
@@ -71,6 +83,9 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None = None) -> None:
     app.config.from_prefixed_env()  # QUART_FOO=... becomes app.config["FOO"]
     app.config.update(overrides or {})
     problems = [problem for key in POSITIVE_INTS if (problem := not_positive(app.config, key))]
+    for key in BOOLEANS + OPTIONAL_BOOLEANS:
+        app.config[key], problem = as_boolean(key, app.config[key], key in OPTIONAL_BOOLEANS)
+        problems += [problem] if problem else []
     if problems:
         raise ValueError("\n".join(problems))
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_MESSAGE_SIZE"]  # POST bodies too
@@ -83,6 +98,22 @@ def not_positive(config: Mapping[str, Any], key: str) -> str | None:
     if type(value) is not int or value <= 0:
         return f"QUART_{key} must be a positive integer, got {value!r}"
     return None
+
+
+def as_boolean(key: str, value: object, optional: bool) -> tuple[bool | None, str | None]:
+    """``value`` as a boolean, or what is wrong with it, naming the variable.
+
+    ``from_prefixed_env`` reads ``false`` and ``0`` as JSON but keeps ``False``
+    or ``no`` as a (truthy) string: each is read here, and a typo stops the app.
+    """
+    if value is None and optional:
+        return None, None
+    if type(value) is bool:
+        return value, None
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS, None
+    return None, f"QUART_{key} must be true/false, 1/0, yes/no or on/off, got {value!r}"
 
 
 def origin_set(value: str | list[str] | frozenset[str]) -> frozenset[str]:

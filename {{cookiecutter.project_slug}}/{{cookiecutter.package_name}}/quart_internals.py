@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Awaitable
-from typing import cast
+from typing import Any, cast
 
 from hypercorn.typing import (
     ASGIReceiveCallable,
@@ -42,6 +42,9 @@ from .sockets import OpenSocket, socket_of
 # control slows the client down: a client that sends without reading its
 # replies cannot grow the server's memory.
 RECEIVE_QUEUE_SIZE = 16
+# Once the client is gone, how often a handler still waiting on a receive is
+# cancelled (WebsocketConnection.guard_after_disconnect).
+RECANCEL_SECONDS = 0.2
 
 
 def keep_empty_bytes(receive: ASGIReceiveCallable) -> ASGIReceiveCallable:
@@ -84,18 +87,48 @@ if sys.version_info >= (3, 13):  # Quart 0.23, as pyproject.toml pins it
 class WebsocketConnection(ASGIWebsocketConnection):
     """Quart's websocket connection: empty bytes kept, received messages bounded."""
 
-    if sys.version_info >= (3, 13):
+    handler: asyncio.Task[Any] | None = None
+    websocket: DirectSendWebsocket | None = None
+    ended = False  # the connection is over: nothing left to guard
 
-        async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-            await super().__call__(keep_empty_bytes(receive), send)
-
-        async def handle_websocket(self, websocket: Websocket, send: ASGISendCallable) -> None:
-            try:
-                await super().handle_websocket(websocket, send)
-            finally:
+    async def handle_websocket(self, websocket: Websocket, send: ASGISendCallable) -> None:
+        self.handler = asyncio.current_task()
+        self.websocket = cast(DirectSendWebsocket, websocket)
+        try:
+            await super().handle_websocket(websocket, send)
+        finally:
+            if sys.version_info >= (3, 13):
                 # Quart keeps receiving after the handler ends: a put waiting
                 # on a full buffer must not wait forever.
                 websocket.buffer.disconnect()
+
+    def guard_after_disconnect(self) -> None:
+        """After the client is gone: cancel the handler while it waits on a receive.
+
+        Quart cancels the handler once when the disconnect arrives. That cancel
+        can be lost: on Python 3.11, ``asyncio.wait_for`` returns the result of
+        an awaitable that finished as the cancel came in (redis-py 8 wraps
+        every command in one), and the handler runs on into a receive nothing
+        will fill; Quart then waits on it forever and the socket is never
+        freed. A handler in its own clean-up (no receive) is left to finish it.
+        """
+        if self.ended or (self.handler is not None and self.handler.done()):
+            return
+        if self.handler is not None and self.websocket is not None and self.websocket.receiving:
+            self.handler.cancel()
+        asyncio.get_running_loop().call_later(RECANCEL_SECONDS, self.guard_after_disconnect)
+
+    if sys.version_info >= (3, 13):
+
+        async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+            try:
+                await super().__call__(keep_empty_bytes(receive), send)
+            finally:
+                self.ended = True
+
+        async def handle_messages(self, receive: ASGIReceiveCallable) -> None:
+            await super().handle_messages(receive)  # returns on the disconnect
+            self.guard_after_disconnect()
 
     else:
 
@@ -106,7 +139,10 @@ class WebsocketConnection(ASGIWebsocketConnection):
 
         async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
             receive = keep_empty_bytes(receive)
-            await super().__call__(receive, send)
+            try:
+                await super().__call__(receive, send)
+            finally:
+                self.ended = True
             # Quart up to 0.22 stops receiving once the handler ends. Messages
             # the client sent before it saw the close then fill the server's
             # own queue, and Hypercorn waits forever to hand over the
@@ -118,6 +154,7 @@ class WebsocketConnection(ASGIWebsocketConnection):
         async def handle_messages(self, receive: ASGIReceiveCallable) -> None:
             await super().handle_messages(receive)  # returns on the disconnect
             self.disconnected = True
+            self.guard_after_disconnect()
 
 
 class DirectSendWebsocket(Websocket):
@@ -134,6 +171,7 @@ class DirectSendWebsocket(Websocket):
     _socket: OpenSocket | None = None  # where sends go, once accepted
     _sent: Tally | None = None  # this route's count of messages sent
     _receiving = False  # accepted by the first receive
+    receiving = False  # waiting for a message now (guard_after_disconnect)
 
     if sys.version_info >= (3, 13):
         buffer_class = BoundedBuffer  # type: ignore[assignment]
@@ -150,7 +188,11 @@ class DirectSendWebsocket(Websocket):
         if not self._receiving:
             await self.accept()  # idempotent: a no-op if the handler accepted
             self._receiving = True
-        return await self.next_message()
+        self.receiving = True
+        try:
+            return await self.next_message()
+        finally:
+            self.receiving = False
 
     async def send(self, data: str | bytes) -> None:
         if self._socket is None or self._sent is None:

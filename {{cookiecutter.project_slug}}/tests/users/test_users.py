@@ -51,7 +51,7 @@ def expired_ticket(user: str) -> str:
     [
         ({}, "no_credential"),
         ({"Authorization": "Bearer alice.AAAAAA.forged"}, "bad_ticket"),
-        (ticket_header("alice", key="another-key"), "bad_ticket"),
+        (ticket_header("alice", key="another-key-" + "x" * 32), "bad_ticket"),
         ({"Authorization": f"Bearer {expired_ticket('alice')}"}, "expired_ticket"),
     ],
     ids=["none", "tampered", "other-key", "expired"],
@@ -273,8 +273,7 @@ async def test_the_demo_login_sets_a_session_that_opens_sockets(make_app: AppFac
     async with asgi_connect(app, "/ws/rooms/lobby", {"Cookie": cookie}) as dana:
         assert (await frame(dana))["users"] == ["dana"]
     ticket = await (await client.post("/api/tickets", headers={"Cookie": cookie})).get_json()
-    assert Tickets(str(app.secret_key), 60).read(ticket["ticket"]) == "dana"
-    await client.post("/logout", headers={"Cookie": cookie})
+    assert Tickets(str(app.secret_key), 60).read(ticket["ticket"]).user == "dana"
 
 
 async def test_the_demo_login_is_404_without_demo_login(app: Quart) -> None:

@@ -6,7 +6,7 @@ import itertools
 
 from {{ cookiecutter.package_name }}.users.identity import Tickets
 
-TEST_SECRET_KEY = "a-test-secret-key-of-the-tests"
+TEST_SECRET_KEY = "a-test-secret-key-of-the-tests-only-0123"
 TESTERS = itertools.count()
 
 

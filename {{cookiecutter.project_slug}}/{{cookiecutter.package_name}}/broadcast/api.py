@@ -19,7 +19,7 @@ from .broker_memory import MemoryBroker as BackendBroker
 {%- endif %}
 from .heartbeat import Heartbeat
 from .hub import EVERYONE, Hub, QueueSubscriber
-from .rooms import check_room_name
+from .rooms import check_frame_size, check_room_name
 
 Handler = Callable[..., Awaitable[None]]
 
@@ -60,14 +60,17 @@ async def broadcast(
     Call it from anything running in the app context: a route, a websocket
     handler, or a background task started with ``app.add_background_task``.
     Raises ``BroadcastUnavailable`` if the broker cannot take it (Redis down),
-    ``ValueError`` for a bad room name or bytes sent to a room.
+    ``ValueError`` for a bad room name or bytes sent to a room, ``FrameTooBig``
+    (a ``ValueError``) for a text whose frame would be over ``QUART_MAX_MESSAGE_SIZE``.
     """
     broker = current_broker()
     try:
         if room is None:
             await broker.publish(message)
             return None
-        return await broker.publish_to_room(room, room_text(room, message), sender)
+        text = room_text(room, message)
+        check_frame_size(room, text, sender, current_app.config["MAX_MESSAGE_SIZE"])
+        return await broker.publish_to_room(room, text, sender)
     except BroadcastUnavailable:
         current_app.extensions["publish_failures"].inc()
         raise

@@ -23,17 +23,23 @@ ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MESSAGE_ID = re.compile(r"(\d{1,19})-(\d{1,19})")
 
 MessageKey = tuple[int, int]
+LONGEST_ID = "9" * 19 + "-" + "9" * 19
 
 
 class BadResume(ValueError):
     """A ``since`` that cannot be resumed from: malformed, ahead, or never issued."""
 
 
+class FrameTooBig(ValueError):
+    """A room message whose frame would be larger than a client may be sent."""
+
+
 def check_room_name(room: str) -> str | None:
     """None for a valid room name, else why it is not."""
-    if ROOM_NAME.fullmatch(room):
+    # "." and ".." are path segments: a client rewrites a URL that holds them.
+    if ROOM_NAME.fullmatch(room) and room not in (".", ".."):
         return None
-    return "a room name is 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+    return "a room name is 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-', not . or .."
 
 
 def message_key(message_id: str) -> MessageKey:
@@ -56,7 +62,20 @@ class RoomMessage:
     def create(cls, room: str, message_id: str, text: str, sender: str | None) -> RoomMessage:
         # Encoded once here, whatever the number of clients.
         fields = {"type": "message", "room": room, "id": message_id, "from": sender, "data": text}
-        return cls(message_id, message_key(message_id), json.dumps(fields))
+        # Not ASCII-escaped: "é" travels as its 2 bytes of UTF-8, not as 6.
+        return cls(message_id, message_key(message_id), json.dumps(fields, ensure_ascii=False))
+
+
+def check_frame_size(room: str, text: str, sender: str | None, limit: int) -> None:
+    """``FrameTooBig`` if a frame of ``text`` could be over ``limit`` bytes.
+
+    The frame, not the text, is what a client receives: JSON escapes each
+    control character as 6 bytes, so a text under the limit can make a frame
+    over it. Measured with the longest id a message can have.
+    """
+    size = len(RoomMessage.create(room, LONGEST_ID, text, sender).frame.encode())
+    if size > limit:
+        raise FrameTooBig(f"its frame would be {size} bytes, over the {limit} a client takes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +94,7 @@ class RoomHistory:
 
 
 def missed_frame(room: str, since: str) -> str:
-    return json.dumps({"type": "missed", "room": room, "since": since})
+    return json.dumps({"type": "missed", "room": room, "since": since}, ensure_ascii=False)
 
 
 def replay_after(history: RoomHistory, since: str) -> tuple[list[RoomMessage], bool]:

@@ -10,7 +10,7 @@ from typing import Any
 from quart import Blueprint, current_app, request, websocket
 from quart.typing import ResponseReturnValue
 
-from ..messages import Message
+from ..messages import MESSAGE_TOO_BIG, Message
 from ..metrics import current_metrics, route_label
 from ..sockets import current_socket, nothing_to_send
 from ..tokens import refuse_without_token
@@ -22,6 +22,7 @@ from .hub import EVERYONE, TRY_AGAIN_LATER
 from .outbox import Outbox, Send
 from .rooms import (
     BadResume,
+    FrameTooBig,
     MessageKey,
     Notice,
     RoomMessage,
@@ -139,6 +140,10 @@ async def publish_what_arrives(room: str) -> None:
         except BroadcastUnavailable:
             await websocket.close(TRY_AGAIN_LATER, "broadcast unavailable")
             return
+        except FrameTooBig as error:
+            current_metrics().closed.labels("too_big").inc()
+            await websocket.close(MESSAGE_TOO_BIG, str(error)[:120])  # a reason fits 123 bytes
+            return
 
 
 @blueprint.post("/api/broadcast")
@@ -178,6 +183,8 @@ async def post_room_message(room: str) -> ResponseReturnValue:
         message_id = await broadcast(text, room=room)
     except BroadcastUnavailable as error:
         return {"error": str(error)}, 503
+    except FrameTooBig as error:
+        return {"error": f"message too big: {error}"}, 413
     body: dict[str, Any] = {"room": room, "id": message_id}
     return body, 201
 

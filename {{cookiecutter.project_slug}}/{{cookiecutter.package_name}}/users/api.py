@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 from quart import Quart, current_app
+from quart.typing import ResponseReturnValue
 from quart_auth import QuartAuth
 
 from ..broadcast.api import current_broker
 from ..broadcast.hub import Hub
-from .identity import USER_LINE, check_user_id, release_user, require_user
+from ..broadcast.rooms import check_frame_size
+from .identity import (
+    MIN_SECRET_KEY,
+    USER_LINE,
+    AnonymousCap,
+    check_user_id,
+    current_sessions,
+    init_sessions,
+    release_user,
+    require_user,
+)
 from .login import demo_blueprint
 from .presence import LocalUsers, init_presence
 {%- if cookiecutter.broadcast_backend == "redis" %}
 from .presence_redis import RedisPresenceStore
+from .sessions_redis import Sessions
 {%- else %}
 from .presence_memory import MemoryPresenceStore
+from .sessions_memory import Sessions
 {%- endif %}
 
 log = logging.getLogger(__name__)
@@ -30,13 +45,29 @@ def init_users(app: Quart) -> None:
     if not app.config["SECRET_KEY"] and app.config["DEMO_LOGIN"]:
         app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
         log.warning("QUART_DEMO_LOGIN=1: a random QUART_SECRET_KEY for this run only")
+    key = app.config["SECRET_KEY"]
+    if key is not None and len(str(key)) < MIN_SECRET_KEY:
+        raise ValueError(
+            f"QUART_SECRET_KEY must be at least {MIN_SECRET_KEY} characters"
+            " (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    app.extensions["anonymous_cap"] = AnonymousCap(anonymous_limit(app.config))
+    if not key:  # served without the before_serving check (--lifespan off): refuse all
+        app.before_request(refuse_without_key)
+        app.before_websocket(refuse_without_key)
     if app.config["DEMO_LOGIN"]:
         app.register_blueprint(demo_blueprint)
     # The demo serves plain http; anywhere else the cookie needs https.
-    QuartAuth(app, cookie_secure=not app.config["DEMO_LOGIN"])
+    auth = QuartAuth(app, cookie_secure=not app.config["DEMO_LOGIN"])
     app.before_websocket(require_user)
     app.teardown_websocket(release_user)
     broker = app.extensions["broker"]
+    lifetime = auth.duration or 365 * 24 * 3600  # a session cookie's (QUART_AUTH_DURATION)
+{%- if cookiecutter.broadcast_backend == "redis" %}
+    init_sessions(app, Sessions(broker, lifetime, app.config["TICKET_SECONDS"]))
+{%- else %}
+    init_sessions(app, Sessions(lifetime, app.config["TICKET_SECONDS"]))
+{%- endif %}
     local: LocalUsers = {}
 {%- if cookiecutter.broadcast_backend == "redis" %}
     store = RedisPresenceStore(broker, app.config["PRESENCE_TTL"])
@@ -68,16 +99,33 @@ async def require_secret_key() -> None:
         )
 
 
+def anonymous_limit(config: Mapping[str, Any]) -> int:
+    """``QUART_ANONYMOUS_CONNECTIONS``, at most ``QUART_MAX_CONNECTIONS``; unset: a quarter."""
+    limit, most = config["ANONYMOUS_CONNECTIONS"], int(config["MAX_CONNECTIONS"])
+    if limit is None:
+        return max(1, most // 4)
+    if type(limit) is not int or not 0 < limit <= most:
+        name = "QUART_ANONYMOUS_CONNECTIONS"
+        raise ValueError(f"{name} must be 1 to QUART_MAX_CONNECTIONS ({most}), got {limit!r}")
+    return int(limit)
+
+
+async def refuse_without_key() -> ResponseReturnValue:
+    return {"error": "QUART_SECRET_KEY is not set: this app refuses every request"}, 503
+
+
 async def send_to_user(user: str, text: str, sender: str | None = None) -> str:
     """Send ``text`` to every open inbox of ``user``, on every process; return its id.
 
     It is kept in the inbox's history, as a room message is, for inboxes that
     resume. ``sender`` becomes the frame's ``from``. Raises ``ValueError`` for
-    a bad user id, ``BroadcastUnavailable`` if the broker cannot take it.
+    a bad user id or a frame over the size limit (``FrameTooBig``),
+    ``BroadcastUnavailable`` if the broker cannot take it.
     """
     problem = check_user_id(user)
     if problem is not None:
         raise ValueError(problem)
+    check_frame_size(INBOX + user, text, sender, current_app.config["MAX_MESSAGE_SIZE"])
     broker = current_broker()
     message_id = await broker.publish_to_room(INBOX + user, text, sender)
     current_app.extensions["direct_messages"].inc()
@@ -85,8 +133,24 @@ async def send_to_user(user: str, text: str, sender: str | None = None) -> str:
 
 
 async def disconnect_user(user: str, reason: str = "disconnected by the server") -> None:
-    """Close every websocket of ``user`` on every process, with 4001 and ``reason``."""
+    """Close every websocket of ``user`` on every process, with 4001 and ``reason``.
+
+    Their credentials stay valid: a client may reconnect. ``revoke_user`` ends them.
+    """
     problem = check_user_id(user)
     if problem is not None:
         raise ValueError(problem)
     await current_broker().publish_notice(USER_LINE + user, reason)
+
+
+async def revoke_user(user: str, reason: str = "this session has ended: log in again") -> None:
+    """End every session and ticket of ``user`` issued until now, and close their sockets.
+
+    A logout does this; so does ``DELETE /api/users/<user>/connections``. The
+    user logs in again for a new session.
+    """
+    problem = check_user_id(user)
+    if problem is not None:
+        raise ValueError(problem)
+    await current_sessions().revoke(user)
+    await disconnect_user(user, reason)

@@ -3,8 +3,9 @@
 The template cannot know your identity provider. Replace ``check_login``
 with your own check (a password against your users table, OAuth with
 Authlib, the SSO header your proxy sets), or write your own login route:
-whatever it is, it ends with quart-auth's ``login_user(AuthUser(user_id))``,
-which sets the signed session cookie that the websockets read.
+whatever it is, it ends with ``log_in(user_id)`` (``identity.py``), which
+sets the signed session cookie that the websockets read, stamped with the
+time, so that a logout can end it.
 
 The demo login (``GET``/``POST /login``) takes any valid name, and exists
 only under ``QUART_DEMO_LOGIN=1``: without it, ``/login`` answers 404.
@@ -14,10 +15,9 @@ from __future__ import annotations
 
 from quart import Blueprint, redirect, request
 from quart.typing import ResponseReturnValue
-from quart_auth import AuthUser, login_user
 from werkzeug.datastructures import MultiDict
 
-from .identity import check_user_id
+from .identity import check_user_id, log_in
 
 FORM = """<!doctype html>
 <title>Log in</title>
@@ -50,5 +50,5 @@ async def login() -> ResponseReturnValue:
     user = await check_login(await request.form)
     if user is None:
         return {"error": "log in with a name of 1-64 of A-Z a-z 0-9 . _ -"}, 400
-    login_user(AuthUser(user))
+    log_in(user)
     return redirect("/?channel=rooms", 303)

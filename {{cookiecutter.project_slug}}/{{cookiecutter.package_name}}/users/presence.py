@@ -54,11 +54,11 @@ class PresenceStore(Protocol):
 
 
 def presence_frame(room: str, users: list[str]) -> str:
-    return json.dumps({"type": "presence", "room": room, "users": users})
+    return json.dumps({"type": "presence", "room": room, "users": users}, ensure_ascii=False)
 
 
 def change_frame(kind: str, room: str, user: str) -> str:
-    return json.dumps({"type": kind, "room": room, "user": user})
+    return json.dumps({"type": kind, "room": room, "user": user}, ensure_ascii=False)
 
 
 class Presence:

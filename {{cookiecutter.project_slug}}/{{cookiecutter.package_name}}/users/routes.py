@@ -11,17 +11,17 @@ from quart.typing import ResponseReturnValue
 from quart_auth import logout_user
 
 from ..broadcast.broker import BroadcastUnavailable
-from ..broadcast.rooms import check_room_name
+from ..broadcast.rooms import FrameTooBig, check_room_name
 from ..broadcast.routes import UNSUPPORTED_DATA, serve_topic
 from ..messages import incoming_messages
 from ..sockets import current_socket
 from ..tokens import refuse_without_token
-from .api import INBOX, disconnect_user, send_to_user
+from .api import INBOX, revoke_user, send_to_user
 from .identity import (
-    BadTicket,
+    BadCredential,
     bearer,
     check_user_id,
-    credential_user,
+    credential,
     current_tickets,
     session_user,
     user_of,
@@ -55,11 +55,13 @@ async def caller(users_too: bool = True) -> str:
     refusal = NO_CREDENTIAL
     if users_too:
         try:
-            user = await credential_user()
-        except BadTicket as error:
-            user, refusal = None, {"error": str(error)}
-        if user is not None:
-            return user
+            found = await credential()
+        except BadCredential as error:
+            found, refusal = None, {"error": str(error)}
+        except BroadcastUnavailable as error:
+            abort(Response(json.dumps({"error": str(error)}), 503, content_type="application/json"))
+        if found is not None:
+            return found.user
     headers = {"WWW-Authenticate": "Bearer"}
     abort(Response(json.dumps(refusal), 401, headers, content_type="application/json"))
 
@@ -93,19 +95,21 @@ async def post_user_message(user: str) -> ResponseReturnValue:
         message_id = await send_to_user(user, text, sender=who or None)
     except BroadcastUnavailable as error:
         return {"error": str(error)}, 503
+    except FrameTooBig as error:
+        return {"error": f"message too big: {error}"}, 413
     body: dict[str, Any] = {"user": user, "id": message_id}
     return body, 201
 
 
 @blueprint.delete("/api/users/<user>/connections")
 async def delete_user_connections(user: str) -> ResponseReturnValue:
-    """Close every websocket of the user, everywhere (server token only)."""
+    """Close every websocket of the user, everywhere, and end their sessions (server token)."""
     await caller(users_too=False)  # the server's token, or 401
     problem = check_user_id(user)
     if problem is not None:
         return {"error": problem}, 400
     try:
-        await disconnect_user(user)
+        await revoke_user(user, "disconnected by the server")
     except BroadcastUnavailable as error:
         return {"error": str(error)}, 503
     return "", 204
@@ -127,6 +131,12 @@ async def get_presence(room: str) -> ResponseReturnValue:
 
 @blueprint.post("/logout")
 async def logout() -> ResponseReturnValue:
-    """End the session; open sockets stay until they close or are disconnected."""
+    """End every session and ticket of this user, everywhere, and close their sockets."""
+    user = await session_user()
     logout_user()
+    if user is not None:
+        try:
+            await revoke_user(user)
+        except BroadcastUnavailable as error:  # the cookie is gone here, not elsewhere
+            return {"error": f"logged out here only: {error}"}, 503
     return redirect("/", 303)
