@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 from websockets.client import ClientProtocol
@@ -155,11 +156,12 @@ def run_server(
     options: tuple[str, ...] = (),
     port: int | None = None,
     metrics: bool = False,
+    log: IO[bytes] | None = None,
 ) -> Iterator[LiveServer]:
     """Serve the app from the project root as ``SERVERS[server]`` does in production.
 
     ``env`` adds environment variables, ``options`` command-line options;
-    ``metrics`` turns ``/metrics`` on for ``read_metrics``.
+    ``metrics`` turns ``/metrics`` on for ``read_metrics``; ``log`` takes its log.
     """
     port = port or free_port()
     env = {**(env or {}), **({"QUART_METRICS_TOKEN": METRICS_TOKEN} if metrics else {})}
@@ -175,6 +177,7 @@ def run_server(
         cwd=PROJECT_ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
+        stderr=log,  # the server's log (both servers write it to stderr); None: the test's
         start_new_session=True,  # a process group of its own: see test_server.py
     )
     live = LiveServer(process, port, server)

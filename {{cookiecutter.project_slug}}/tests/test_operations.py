@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
@@ -190,3 +191,21 @@ async def test_the_cap_holds_under_a_real_server(fast_keepalive_server: LiveServ
                 pass
     assert refused.value.response.status_code == 503
     assert refused.value.response.headers["Retry-After"]
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_a_flood_of_refused_handshakes_is_logged_once_a_second(server: str) -> None:
+    env = {"QUART_MAX_CONNECTIONS": "1", "QUART_ANONYMOUS_CONNECTIONS": "1"}
+    with tempfile.TemporaryFile() as log:
+        with run_server(server=server, env=env, log=log) as live:
+            async with connect(f"{live.ws_url}/ws"):
+                started = time.monotonic()
+                for _ in range(30):
+                    with pytest.raises(InvalidStatus) as refused:
+                        await connect(f"{live.ws_url}/ws").__aenter__()
+                    assert refused.value.response.status_code == 503
+                seconds = time.monotonic() - started
+        log.seek(0)
+        lines = log.read().decode(errors="replace").splitlines()
+    errors = [line for line in lines if "ERROR" in line]
+    assert len(errors) <= seconds + 2, errors  # at most one a second, not one per refusal
