@@ -87,50 +87,23 @@ if sys.version_info >= (3, 13):  # Quart 0.23, as pyproject.toml pins it
 class WebsocketConnection(ASGIWebsocketConnection):
     """Quart's websocket connection: empty bytes kept, received messages bounded."""
 
-    handler: asyncio.Task[Any] | None = None
-    websocket: DirectSendWebsocket | None = None
-    ended = False  # the connection is over: nothing left to guard
+    if sys.version_info >= (3, 13):
 
-    async def handle_websocket(self, websocket: Websocket, send: ASGISendCallable) -> None:
-        self.handler = asyncio.current_task()
-        self.websocket = cast(DirectSendWebsocket, websocket)
-        try:
-            await super().handle_websocket(websocket, send)
-        finally:
-            if sys.version_info >= (3, 13):
+        async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+            await super().__call__(keep_empty_bytes(receive), send)
+
+        async def handle_websocket(self, websocket: Websocket, send: ASGISendCallable) -> None:
+            try:
+                await super().handle_websocket(websocket, send)
+            finally:
                 # Quart keeps receiving after the handler ends: a put waiting
                 # on a full buffer must not wait forever.
                 websocket.buffer.disconnect()
 
-    def guard_after_disconnect(self) -> None:
-        """After the client is gone: cancel the handler while it waits on a receive.
-
-        Quart cancels the handler once when the disconnect arrives. That cancel
-        can be lost: on Python 3.11, ``asyncio.wait_for`` returns the result of
-        an awaitable that finished as the cancel came in (redis-py 8 wraps
-        every command in one), and the handler runs on into a receive nothing
-        will fill; Quart then waits on it forever and the socket is never
-        freed. A handler in its own clean-up (no receive) is left to finish it.
-        """
-        if self.ended or (self.handler is not None and self.handler.done()):
-            return
-        if self.handler is not None and self.websocket is not None and self.websocket.receiving:
-            self.handler.cancel()
-        asyncio.get_running_loop().call_later(RECANCEL_SECONDS, self.guard_after_disconnect)
-
-    if sys.version_info >= (3, 13):
-
-        async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-            try:
-                await super().__call__(keep_empty_bytes(receive), send)
-            finally:
-                self.ended = True
-
-        async def handle_messages(self, receive: ASGIReceiveCallable) -> None:
-            await super().handle_messages(receive)  # returns on the disconnect
-            self.guard_after_disconnect()
-
     else:
+        handler: asyncio.Task[Any] | None = None
+        websocket: DirectSendWebsocket | None = None
+        ended = False  # the connection is over: nothing left to guard
 
         def __init__(self, app: Quart, scope: WebsocketScope) -> None:
             super().__init__(app, scope)
@@ -151,10 +124,36 @@ class WebsocketConnection(ASGIWebsocketConnection):
             while not self.disconnected:
                 self.disconnected = (await receive())["type"] == "websocket.disconnect"
 
+        async def handle_websocket(self, websocket: Websocket, send: ASGISendCallable) -> None:
+            self.handler = asyncio.current_task()
+            self.websocket = cast(DirectSendWebsocket, websocket)
+            await super().handle_websocket(websocket, send)
+
         async def handle_messages(self, receive: ASGIReceiveCallable) -> None:
             await super().handle_messages(receive)  # returns on the disconnect
             self.disconnected = True
-            self.guard_after_disconnect()
+            # Quart cancels the handler now; look again once that has landed.
+            loop = asyncio.get_running_loop()
+            loop.call_later(RECANCEL_SECONDS, self.guard_after_disconnect)
+
+        def guard_after_disconnect(self) -> None:
+            """After the client is gone: cancel the handler while it waits on a receive.
+
+            Quart up to 0.22 cancels the handler once when the disconnect
+            arrives, and its receive waits on a queue nothing fills any more
+            (0.23 shuts its buffer down instead). That cancel can be lost: on
+            Python 3.11, ``asyncio.wait_for`` returns the result of an
+            awaitable that finished as the cancel came in (redis-py 8 wraps
+            every command in one), and the handler runs on into a receive;
+            Quart then waits on it forever and the socket is never freed. A
+            handler in its own clean-up (no receive) is left to finish it:
+            a cancel there would cut its presence leave short.
+            """
+            if self.ended or (self.handler is not None and self.handler.done()):
+                return
+            if self.handler and self.websocket and self.websocket.receiving:
+                self.handler.cancel()
+            asyncio.get_running_loop().call_later(RECANCEL_SECONDS, self.guard_after_disconnect)
 
 
 class DirectSendWebsocket(Websocket):
