@@ -51,11 +51,19 @@ async def scrape(app: Quart, token: str | None = METRICS_TOKEN) -> tuple[int, st
 
 
 def sample(text: str, name: str) -> float:
-    """The value of one sample line, ``name`` with its labels, in Prometheus text."""
+    """The value of one sample line, ``name`` with its labels, in Prometheus text.
+
+    A metric with labels has no line for a label until it is first set: 0.
+    Anything else missing (a metric renamed or gone) fails the test.
+    """
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    family = name.split("{", 1)[0]
+    families = {f"# TYPE {family} ", f"# TYPE {family.removesuffix('_total')} counter"}
+    if "{" in name and any(declared in text for declared in families):
+        return 0.0
+    raise AssertionError(f"no sample {name} in the metrics")
 
 
 async def metric(app: Quart, name: str) -> float:
