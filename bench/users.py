@@ -39,9 +39,9 @@ from .procstat import cpu_ns
 TOKEN = "bench-server-token"
 ENV = {
     **run.BENCH_ENV,
-    "QUART_BROADCAST_TOKEN": TOKEN,
+    "QUART_ANY_USER_TOKEN": TOKEN,
     "QUART_SECRET_KEY": "bench-secret-key-bench-secret-key",
-    "QUART_TICKET_SECONDS": "3600",  # one ticket per user serves the whole run
+    "QUART_TICKET_SECONDS": "3600",  # the tickets minted first serve the whole run
 }
 ROOM = "/ws/rooms/bench"
 HANDSHAKE_TARGET = 1.2  # users' handshake CPU over the anonymous one's
@@ -50,27 +50,29 @@ DELIVERY_TARGET = 1.1  # users' room delivery CPU over the anonymous one's
 
 @dataclass
 class Credentials:
-    """Handshake headers for user number ``n``: a ticket, or nothing (anonymous)."""
+    """Handshake headers for user number ``n``: a fresh ticket each (one opens one socket)."""
 
-    tickets: list[str]
+    tickets: list[list[str]]
 
     def headers(self, number: int) -> load.Headers:
         if not self.tickets:
             return ()
-        return [("Authorization", f"Bearer {self.tickets[number]}")]
+        return [("Authorization", f"Bearer {self.tickets[number].pop()}")]
 
 
-def mint(port: int, users: int) -> Credentials:
-    """One ticket per user ``u0`` ... from ``POST /api/tickets``, with the server's token."""
-    tickets = []
+def mint(port: int, users: int, each: int, extra: dict[int, int]) -> Credentials:
+    """``each`` tickets per user ``u0`` ... (``extra[n]`` more for user n), with the token."""
+    tickets: list[list[str]] = []
     for number in range(users):
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/tickets",
-            data=json.dumps({"user": f"u{number}"}).encode(),
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            tickets.append(json.load(response)["ticket"])
+        tickets.append([])
+        for _ in range(each + extra.get(number, 0)):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/tickets",
+                data=json.dumps({"user": f"u{number}"}).encode(),
+                headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                tickets[-1].append(json.load(response)["ticket"])
     return Credentials(tickets)
 
 
@@ -166,11 +168,11 @@ async def presence_churn(
     server: load.Server, who: Credentials, room: Room, churns: int
 ) -> dict[str, Any]:
     """User ``members`` joins and leaves ``churns`` times, each leave seen by every member."""
-    guest = list(who.headers(room.members))
     full_list = 0
     bytes_before, changes_before = room.bytes, room.changes
     before = cpu_ns(server.pid)
     for cycle in range(churns):
+        guest = list(who.headers(room.members))
         async with connect(server.url(ROOM), additional_headers=guest) as ws:
             if who.tickets:
                 full_list = len(str(await ws.recv()))  # the presence frame: everyone
@@ -200,7 +202,8 @@ def serve(project: Path, users: bool, quick: bool) -> dict[str, Any]:
     """Start ``project`` as its README says, measure it, stop it."""
     stack = run.Stack(project.name, run.package_command(sys.executable, project), project, env=ENV)
     with run.served(stack) as server:
-        who = mint(server.port, 1001) if users else Credentials([])
+        # A handshake each, a room socket each, and the guest's churn (room_scenarios).
+        who = mint(server.port, 1001, 2, {1000: 101}) if users else Credentials([])
         return asyncio.run(measure(server, who, quick))
 
 

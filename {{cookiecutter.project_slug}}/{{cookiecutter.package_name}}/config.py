@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # Signs sessions and tickets (users/identity.py); the app refuses to start
     # without it, except under DEMO_LOGIN (a random key for that run).
     "SECRET_KEY": None,
+    # Bearer token that acts as the server towards users: tickets for any
+    # user, inbox messages from the server, presence, disconnects. None: off.
+    "ANY_USER_TOKEN": None,
     # Seconds a ticket from POST /api/tickets stays valid for a handshake.
     "TICKET_SECONDS": 60,
     # Seconds after which a process that stopped renewing its presence

@@ -195,3 +195,29 @@ async def test_without_a_key_and_without_the_start_check_every_request_is_refuse
     assert (await app.test_client().get("/healthz")).status_code == 503
     refused = await asgi_refusal(app, "/ws/inbox")
     assert refused.status == 503
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_each_token_does_what_its_name_says_and_presence_is_for_members(
+    server: str,
+) -> None:
+    env = {"QUART_BROADCAST_TOKEN": "b" * 32, "QUART_ANY_USER_TOKEN": "a" * 32}
+    broadcaster = {"Authorization": "Bearer " + "b" * 32, "Content-Type": "application/json"}
+    any_user = {"Authorization": "Bearer " + "a" * 32, "Content-Type": "application/json"}
+    with run_server(server=server, env=env) as live:
+        body = json.dumps({"user": "alice"})
+        assert call(live, "POST", "/api/tickets", body, broadcaster)[0] == 401
+        assert call(live, "DELETE", "/api/users/alice/connections", "", broadcaster)[0] == 401
+        status, _, ticket = call(live, "POST", "/api/tickets", body, any_user)
+        assert status == 200
+        assert call(live, "POST", "/api/broadcast", "hi", broadcaster)[0] == 204
+        assert call(live, "POST", "/api/broadcast", "hi", any_user)[0] == 401
+        # Presence: the room's members and the any-user token, nobody else.
+        alice = {"Authorization": "Bearer " + json.loads(ticket)["ticket"]}
+        async with connect(live.ws_url + "/ws/rooms/secret", additional_headers=alice):
+            assert call(live, "GET", "/api/rooms/secret/presence", "", any_user)[0] == 200
+            outsider = {"Authorization": ticket_header("eve")["Authorization"]}
+            assert call(live, "GET", "/api/rooms/secret/presence", "", outsider)[0] == 403
+            member = ticket_header("alice")
+            status, _, listed = call(live, "GET", "/api/rooms/secret/presence", "", member)
+            assert status == 200 and json.loads(listed)["users"] == ["alice"]

@@ -24,7 +24,9 @@ SERVER = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 async def app(make_app: AppFactory) -> Quart:
-    return await make_app(BROADCAST_TOKEN=TOKEN, METRICS_TOKEN="metrics-token")
+    return await make_app(
+        BROADCAST_TOKEN=TOKEN, ANY_USER_TOKEN=TOKEN, METRICS_TOKEN="metrics-token"
+    )
 
 
 async def frame(ws: AsgiWebsocket) -> dict[str, Any]:

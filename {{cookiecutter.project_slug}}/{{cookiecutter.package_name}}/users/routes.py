@@ -30,8 +30,8 @@ from .presence import current_presence
 
 blueprint = Blueprint("users", __name__)
 
-SERVER = ""  # the caller that showed the server's token (QUART_BROADCAST_TOKEN)
-NO_CREDENTIAL = {"error": "send the server's token, a ticket, or a session cookie"}
+SERVER = ""  # the caller that showed the token that acts for any user (QUART_ANY_USER_TOKEN)
+NO_CREDENTIAL = {"error": "send QUART_ANY_USER_TOKEN, a ticket, or a session cookie"}
 
 
 @blueprint.websocket("/ws/inbox")
@@ -48,8 +48,12 @@ async def refuse_input() -> None:
 
 
 async def caller(users_too: bool = True) -> str:
-    """``SERVER``, or the user id of the credential (if ``users_too``); else abort with 401."""
-    token = current_app.config["BROADCAST_TOKEN"]
+    """``SERVER``, or the user id of the credential (if ``users_too``); else abort with 401.
+
+    Only ``QUART_ANY_USER_TOKEN`` is ``SERVER``: the broadcast token posts
+    broadcasts and room messages, nothing more.
+    """
+    token = current_app.config["ANY_USER_TOKEN"]
     if bearer() is not None and token and refuse_without_token(str(token)) is None:
         return SERVER
     refusal = NO_CREDENTIAL
@@ -68,10 +72,10 @@ async def caller(users_too: bool = True) -> str:
 
 @blueprint.post("/api/tickets")
 async def post_ticket() -> ResponseReturnValue:
-    """A ticket for the session's user, or with the server's token for ``{"user": id}``."""
+    """A ticket for the session's user, or with the any-user token for ``{"user": id}``."""
     user = await session_user()
     if user is None:
-        await caller(users_too=False)  # the server's token, or 401
+        await caller(users_too=False)  # the any-user token, or 401
         body = await request.get_json(silent=True)
         user = body.get("user") if isinstance(body, dict) else None
         if not isinstance(user, str) or check_user_id(user) is not None:
@@ -103,8 +107,8 @@ async def post_user_message(user: str) -> ResponseReturnValue:
 
 @blueprint.delete("/api/users/<user>/connections")
 async def delete_user_connections(user: str) -> ResponseReturnValue:
-    """Close every websocket of the user, everywhere, and end their sessions (server token)."""
-    await caller(users_too=False)  # the server's token, or 401
+    """Close every websocket of the user, everywhere, and end their sessions (any-user token)."""
+    await caller(users_too=False)  # the any-user token, or 401
     problem = check_user_id(user)
     if problem is not None:
         return {"error": problem}, 400
@@ -117,8 +121,8 @@ async def delete_user_connections(user: str) -> ResponseReturnValue:
 
 @blueprint.get("/api/rooms/<room>/presence")
 async def get_presence(room: str) -> ResponseReturnValue:
-    """Who is in the room, on every process."""
-    await caller()  # the server's token or a user's credential, or 401
+    """Who is in the room, on every process: for its members and the any-user token."""
+    who = await caller()  # the any-user token or a user's credential, or 401
     problem = check_room_name(room)
     if problem is not None:
         return {"error": problem}, 400
@@ -126,6 +130,8 @@ async def get_presence(room: str) -> ResponseReturnValue:
         users = await current_presence().store.users(room)
     except BroadcastUnavailable as error:
         return {"error": str(error)}, 503
+    if who != SERVER and who not in users:
+        return {"error": "only the room's members see who is in it"}, 403
     return {"room": room, "users": users}
 
 

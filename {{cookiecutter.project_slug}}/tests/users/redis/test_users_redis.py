@@ -31,6 +31,7 @@ def servers(request: pytest.FixtureRequest) -> Iterator[tuple[LiveServer, LiveSe
     env = {
         "QUART_REDIS_URL": redis.url,
         "QUART_BROADCAST_TOKEN": TOKEN,
+        "QUART_ANY_USER_TOKEN": TOKEN,
         "QUART_PRESENCE_TTL": str(TTL),
     }
     with run_server(env=env) as first, run_server(env=env) as second:
@@ -134,7 +135,7 @@ async def test_the_users_of_a_killed_process_leave_within_the_ttl(
 async def test_a_room_join_while_redis_is_down_is_refused_before_accept(
     redis_server: RedisServer,
 ) -> None:
-    env = {"QUART_REDIS_URL": redis_server.url, "QUART_BROADCAST_TOKEN": TOKEN}
+    env = {"QUART_REDIS_URL": redis_server.url, "QUART_ANY_USER_TOKEN": TOKEN}
     with run_server(env=env) as server:
         room = server.ws_url + "/ws/rooms/lobby"
         redis_server.stop()
