@@ -33,6 +33,10 @@ pytest_plugins = [
 {%- if cookiecutter.users %}
 # Every app and server of the tests signs with this key (users/tickets.py).
 os.environ.setdefault("QUART_SECRET_KEY", TEST_SECRET_KEY)
+# One test client is one user that may send hundreds of messages a second: the
+# per-user quota (users=true) is tested on its own (users/test_fail_closed.py).
+for quota in ("USER_MESSAGES_PER_SECOND", "USER_MESSAGE_BURST", "USER_BYTES_PER_SECOND"):
+    os.environ.setdefault(f"QUART_{quota}", str(10**9))
 {%- endif %}
 
 # The browser tests need the optional extra: pip install -e '.[test,browser]'.

@@ -54,6 +54,13 @@ DEFAULTS: dict[str, Any] = {
     # Open websockets without a user (the echo, /ws) on this process, within
     # MAX_CONNECTIONS: the rest is kept for users. Past it: 503. None: a quarter.
     "ANONYMOUS_CONNECTIONS": None,
+    # What one user may publish on this process, over all their sockets and
+    # HTTP posts: messages a second (bursts up to USER_MESSAGE_BURST) and bytes
+    # a second (one message of MAX_MESSAGE_SIZE always fits). Past it: a socket
+    # is closed with 1008, a POST gets 429.
+    "USER_MESSAGES_PER_SECOND": 5,
+    "USER_MESSAGE_BURST": 20,
+    "USER_BYTES_PER_SECOND": 64 * 1024,
     # Seconds between checks that each open socket's session is not revoked
     # (a logout closes them at once; this catches what that missed).
     "SESSION_CHECK_SECONDS": 60,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import time
 import json
 import os
 import subprocess
@@ -221,3 +222,38 @@ async def test_each_token_does_what_its_name_says_and_presence_is_for_members(
             member = ticket_header("alice")
             status, _, listed = call(live, "GET", "/api/rooms/secret/presence", "", member)
             assert status == 200 and json.loads(listed)["users"] == ["alice"]
+
+
+QUOTA = {"QUART_USER_MESSAGES_PER_SECOND": "5", "QUART_USER_MESSAGE_BURST": "20"}
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_one_user_cannot_crowd_out_an_inbox_or_a_room(server: str) -> None:
+    env = {**QUOTA, "QUART_USER_BYTES_PER_SECOND": "65536", "QUART_ANY_USER_TOKEN": "a" * 32}
+    with run_server(server=server, env=env) as live:
+        alice = ticket_header("alice")
+        started = time.monotonic()
+        statuses = [call(live, "POST", "/api/users/bob/messages", "hi", alice)[0]
+                    for _ in range(100)]  # fmt: skip
+        allowed = 20 + 5 * (time.monotonic() - started) + 1
+        assert 20 <= statuses.count(201) <= allowed and statuses.count(429) > 0
+        # Bob's inbox still holds all that was let through: nothing pushed out.
+        # Another user is not held back by alice's quota.
+        assert call(live, "POST", "/api/users/bob/messages", "hi", ticket_header("carol"))[0] == 201
+        # Bytes too: a burst of one QUART_MAX_MESSAGE_SIZE (1 MiB), then 64 KiB a second.
+        big = "x" * 400_000
+        sizes = [call(live, "POST", f"/api/users/new{n}/messages", big, ticket_header("dave"))[0]
+                 for n in range(5)]  # fmt: skip
+        assert sizes[0] == 201 and 429 in sizes
+        # On a room socket: past the quota the socket is closed with 1008.
+        url = live.ws_url + "/ws/rooms/crowd"
+        eve_ticket = ticket_header("eve")
+        async with connect(url) as member, connect(url, additional_headers=eve_ticket) as eve:
+            await asyncio.wait_for(member.recv(), 10)  # presence
+            with pytest.raises(ConnectionClosed) as closed:
+                for number in range(100):
+                    await eve.send(f"spam {number}")
+                while True:
+                    await asyncio.wait_for(eve.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert "from one user" in closed.value.rcvd.reason

@@ -19,6 +19,7 @@ from .broker_memory import MemoryBroker as BackendBroker
 {%- endif %}
 from .heartbeat import Heartbeat
 from .hub import EVERYONE, Hub, QueueSubscriber
+from .flood import SenderQuota
 from .rooms import check_frame_size, check_room_name
 
 Handler = Callable[..., Awaitable[None]]
@@ -61,9 +62,14 @@ async def broadcast(
     handler, or a background task started with ``app.add_background_task``.
     Raises ``BroadcastUnavailable`` if the broker cannot take it (Redis down),
     ``ValueError`` for a bad room name or bytes sent to a room, ``FrameTooBig``
-    (a ``ValueError``) for a text whose frame would be over ``QUART_MAX_MESSAGE_SIZE``.
+    (a ``ValueError``) for a text whose frame would be over ``QUART_MAX_MESSAGE_SIZE``,
+    ``OverQuota`` for a ``sender`` past the quota of ``app.extensions["sender_quota"]``
+    (with users: ``QUART_USER_MESSAGES_PER_SECOND``, ``QUART_USER_BYTES_PER_SECOND``).
     """
     broker = current_broker()
+    quota: SenderQuota | None = current_app.extensions.get("sender_quota")
+    if sender is not None and quota is not None:
+        quota.take(sender, message_size(message))
     try:
         if room is None:
             await broker.publish(message)
@@ -74,6 +80,13 @@ async def broadcast(
     except BroadcastUnavailable:
         current_app.extensions["publish_failures"].inc()
         raise
+
+
+def message_size(message: Message) -> int:
+    """Bytes of ``message``, text counted as UTF-8."""
+    if isinstance(message, bytes) or message.isascii():
+        return len(message)
+    return len(message.encode())
 
 
 def room_text(room: str, message: Message) -> str:

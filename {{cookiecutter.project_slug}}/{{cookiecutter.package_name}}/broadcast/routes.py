@@ -16,7 +16,7 @@ from ..sockets import current_socket, nothing_to_send
 from ..tokens import refuse_without_token
 from .api import broadcast, current_broker
 from .broker import BroadcastUnavailable, Broker
-from .flood import rate_limited_messages
+from .flood import POLICY_VIOLATION, OverQuota, rate_limited_messages
 from .heartbeat import Beat
 from .hub import EVERYONE, TRY_AGAIN_LATER
 from .outbox import Outbox, Send
@@ -46,10 +46,14 @@ async def broadcast_socket() -> None:
         outbox.open(outbox.socket.send_data, current_metrics().messages_sent.labels(route_label()))
         async for message in rate_limited_messages():
             try:
-                await broadcast(message)
+                await broadcast(message, sender=current_socket().user)
             except BroadcastUnavailable:
                 # Never drop a message silently: the client learns, and retries.
                 await websocket.close(TRY_AGAIN_LATER, "broadcast unavailable")
+                return
+            except OverQuota as error:
+                current_metrics().closed.labels("flood").inc()
+                await websocket.close(POLICY_VIOLATION, str(error))
                 return
 
 
@@ -143,6 +147,10 @@ async def publish_what_arrives(room: str) -> None:
         except FrameTooBig as error:
             current_metrics().closed.labels("too_big").inc()
             await websocket.close(MESSAGE_TOO_BIG, str(error)[:120])  # a reason fits 123 bytes
+            return
+        except OverQuota as error:
+            current_metrics().closed.labels("flood").inc()
+            await websocket.close(POLICY_VIOLATION, str(error))
             return
 
 

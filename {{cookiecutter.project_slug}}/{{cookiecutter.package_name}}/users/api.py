@@ -12,7 +12,8 @@ from quart import Quart, current_app
 from quart.typing import ResponseReturnValue
 from quart_auth import QuartAuth
 
-from ..broadcast.api import current_broker
+from ..broadcast.api import current_broker, message_size
+from ..broadcast.flood import SenderQuota
 from ..broadcast.hub import Hub
 from ..broadcast.rooms import check_frame_size
 from .identity import (
@@ -52,6 +53,13 @@ def init_users(app: Quart) -> None:
             " (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
         )
     app.extensions["anonymous_cap"] = AnonymousCap(anonymous_limit(app.config))
+    config = app.config
+    app.extensions["sender_quota"] = SenderQuota(
+        config["USER_MESSAGES_PER_SECOND"],
+        config["USER_MESSAGE_BURST"],
+        config["USER_BYTES_PER_SECOND"],
+        max(config["USER_BYTES_PER_SECOND"], config["MAX_MESSAGE_SIZE"]),
+    )
     if not key:  # served without the before_serving check (--lifespan off): refuse all
         app.before_request(refuse_without_key)
         app.before_websocket(refuse_without_key)
@@ -120,12 +128,15 @@ async def send_to_user(user: str, text: str, sender: str | None = None) -> str:
     It is kept in the inbox's history, as a room message is, for inboxes that
     resume. ``sender`` becomes the frame's ``from``. Raises ``ValueError`` for
     a bad user id or a frame over the size limit (``FrameTooBig``),
-    ``BroadcastUnavailable`` if the broker cannot take it.
+    ``OverQuota`` for a sender past their quota, ``BroadcastUnavailable`` if
+    the broker cannot take it.
     """
     problem = check_user_id(user)
     if problem is not None:
         raise ValueError(problem)
     check_frame_size(INBOX + user, text, sender, current_app.config["MAX_MESSAGE_SIZE"])
+    if sender is not None:
+        current_app.extensions["sender_quota"].take(sender, message_size(text))
     broker = current_broker()
     message_id = await broker.publish_to_room(INBOX + user, text, sender)
     current_app.extensions["direct_messages"].inc()

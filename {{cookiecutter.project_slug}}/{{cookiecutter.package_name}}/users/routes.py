@@ -11,6 +11,7 @@ from quart.typing import ResponseReturnValue
 from quart_auth import logout_user
 
 from ..broadcast.broker import BroadcastUnavailable
+from ..broadcast.flood import OverQuota
 from ..broadcast.rooms import FrameTooBig, check_room_name
 from ..broadcast.routes import UNSUPPORTED_DATA, serve_topic
 from ..messages import incoming_messages
@@ -101,6 +102,8 @@ async def post_user_message(user: str) -> ResponseReturnValue:
         return {"error": str(error)}, 503
     except FrameTooBig as error:
         return {"error": f"message too big: {error}"}, 413
+    except OverQuota as error:
+        return {"error": str(error)}, 429, {"Retry-After": "1"}
     body: dict[str, Any] = {"user": user, "id": message_id}
     return body, 201
 
