@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import time
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest

@@ -17,9 +17,9 @@ from .broker_redis import RedisBroker as BackendBroker
 {%- else %}
 from .broker_memory import MemoryBroker as BackendBroker
 {%- endif %}
+from .flood import SenderQuota
 from .heartbeat import Heartbeat
 from .hub import EVERYONE, Hub, QueueSubscriber
-from .flood import SenderQuota
 from .rooms import check_frame_size, check_room_name
 
 Handler = Callable[..., Awaitable[None]]
