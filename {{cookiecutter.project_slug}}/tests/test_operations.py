@@ -74,8 +74,11 @@ async def test_each_app_reports_its_own_websockets(make_app: AppFactory) -> None
 async def test_the_cap_refuses_a_handshake_with_503_and_retry_after(
     make_app: AppFactory,
 ) -> None:
-    # With users, all of them may be anonymous (QUART_ANONYMOUS_CONNECTIONS).
+{%- if cookiecutter.users %}
     app = await make_app(MAX_CONNECTIONS=2, ANONYMOUS_CONNECTIONS=2, METRICS_TOKEN=TOKEN)
+{%- else %}
+    app = await make_app(MAX_CONNECTIONS=2, METRICS_TOKEN=TOKEN)
+{%- endif %}
     refused = 'websocket_handshakes_refused_total{reason="cap"}'
     before = sample((await scrape(app))[1], refused)
     async with AsyncExitStack() as stack:
@@ -150,7 +153,9 @@ def fast_keepalive_server(request: pytest.FixtureRequest) -> Iterator[LiveServer
     """A server that pings every second and gives up on a silent peer after two."""
     # The same variables under every server: hypercorn_config.py derives Hypercorn's from them.
     env = {"QUART_PING_INTERVAL": "1", "QUART_PING_TIMEOUT": "1", "QUART_MAX_CONNECTIONS": "2"}
-    env["QUART_ANONYMOUS_CONNECTIONS"] = "2"  # users=true: all of them may be anonymous
+{%- if cookiecutter.users %}
+    env["QUART_ANONYMOUS_CONNECTIONS"] = "2"  # all of them may be anonymous
+{%- endif %}
     with run_server(server=request.param, env=env) as server:
         yield server
 
@@ -195,7 +200,10 @@ async def test_the_cap_holds_under_a_real_server(fast_keepalive_server: LiveServ
 
 @pytest.mark.parametrize("server", SERVERS)
 async def test_a_flood_of_refused_handshakes_is_logged_once_a_second(server: str) -> None:
-    env = {"QUART_MAX_CONNECTIONS": "1", "QUART_ANONYMOUS_CONNECTIONS": "1"}
+    env = {"QUART_MAX_CONNECTIONS": "1"}
+{%- if cookiecutter.users %}
+    env["QUART_ANONYMOUS_CONNECTIONS"] = "1"
+{%- endif %}
     with tempfile.TemporaryFile() as log:
         with run_server(server=server, env=env, log=log) as live:
             async with connect(f"{live.ws_url}/ws"):

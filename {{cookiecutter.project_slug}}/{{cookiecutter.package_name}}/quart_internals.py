@@ -143,8 +143,8 @@ class WebsocketConnection(ASGIWebsocketConnection):
             arrives, and its receive waits on a queue nothing fills any more
             (0.23 shuts its buffer down instead). That cancel can be lost: on
             Python 3.11, ``asyncio.wait_for`` returns the result of an
-            awaitable that finished as the cancel came in (redis-py 8 wraps
-            every command in one), and the handler runs on into a receive;
+            awaitable that finished as the cancel came in (database clients
+            wrap every command in one), and the handler runs on into a receive;
             Quart then waits on it forever and the socket is never freed. A
             handler in its own clean-up (no receive) is left to finish it:
             a cancel there would cut its presence leave short.

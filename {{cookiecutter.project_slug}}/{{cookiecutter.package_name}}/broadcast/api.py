@@ -64,7 +64,7 @@ async def broadcast(
     ``ValueError`` for a bad room name or bytes sent to a room, ``FrameTooBig``
     (a ``ValueError``) for a text whose frame would be over ``QUART_MAX_MESSAGE_SIZE``,
     ``OverQuota`` for a ``sender`` past the quota of ``app.extensions["sender_quota"]``
-    (with users: ``QUART_USER_MESSAGES_PER_SECOND``, ``QUART_USER_BYTES_PER_SECOND``).
+    (set by the feature that knows the senders, if any).
     """
     broker = current_broker()
     quota: SenderQuota | None = current_app.extensions.get("sender_quota")
