@@ -14,6 +14,7 @@ from quart import current_app, request, websocket
 from quart.typing import ResponseReturnValue
 
 from .metrics import current_metrics
+from .tokens import bearer_token
 
 
 def origin_allowed(origin: str | None, host: str, allowed: frozenset[str]) -> bool:
@@ -39,11 +40,11 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 async def check_request_origin() -> ResponseReturnValue | None:
     """Answer 403 to a state change (``POST``, ``DELETE``, ...) from a foreign Origin.
 
-    A request with an ``Authorization`` header is let through: a page of
-    another site cannot send one without a CORS preflight, which this app
-    never grants; its bearer token is checked by the route.
+    A request with a bearer token is let through: a page of another site
+    cannot send one without a CORS preflight, which this app never grants;
+    the route checks the token. (A browser may add Basic credentials itself.)
     """
-    if request.method in SAFE_METHODS or "Authorization" in request.headers:
+    if request.method in SAFE_METHODS or bearer_token(request.headers) is not None:
         return None
     origin = request.headers.get("Origin")  # pragma: no mutate (names are case-insensitive)
     if origin_allowed(origin, request.host, current_app.config["ALLOWED_ORIGINS"]):

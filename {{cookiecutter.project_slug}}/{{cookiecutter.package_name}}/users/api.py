@@ -13,6 +13,7 @@ from quart.typing import ResponseReturnValue
 from quart_auth import QuartAuth
 
 from ..broadcast.api import current_broker, message_size
+from ..broadcast.broker import BroadcastUnavailable
 from ..broadcast.flood import SenderQuota
 from ..broadcast.hub import Hub
 from ..broadcast.rooms import check_frame_size
@@ -25,6 +26,7 @@ from .identity import (
     init_sessions,
     release_user,
     require_user,
+    session_user,
 )
 from .login import demo_blueprint
 from .presence import LocalUsers, init_presence
@@ -47,7 +49,9 @@ def init_users(app: Quart) -> None:
         app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
         log.warning("QUART_DEMO_LOGIN=1: a random QUART_SECRET_KEY for this run only")
     key = app.config["SECRET_KEY"]
-    if key is not None and len(str(key)) < MIN_SECRET_KEY:
+    if key is not None:  # a key of digits is read as a JSON number: it is text
+        key = app.config["SECRET_KEY"] = str(key)
+    if key is not None and len(key) < MIN_SECRET_KEY:
         raise ValueError(
             f"QUART_SECRET_KEY must be at least {MIN_SECRET_KEY} characters"
             " (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
@@ -69,6 +73,7 @@ def init_users(app: Quart) -> None:
     auth = QuartAuth(app, cookie_secure=not app.config["DEMO_LOGIN"])
     app.before_websocket(require_user)
     app.teardown_websocket(release_user)
+    app.context_processor(page_user)
     broker = app.extensions["broker"]
     lifetime = auth.duration or 365 * 24 * 3600  # a session cookie's (QUART_AUTH_DURATION)
 {%- if cookiecutter.broadcast_backend == "redis" %}
@@ -91,6 +96,14 @@ def init_users(app: Quart) -> None:
         "direct_messages", "Messages sent to one user's inbox.", registry=metrics.registry
     )
     app.extensions["channels"]["inbox"] = "/ws/inbox"
+
+
+async def page_user() -> dict[str, str | None]:
+    """The page's ``me``: the user id of a valid session cookie, else None."""
+    try:
+        return {"me": await session_user()}
+    except BroadcastUnavailable:  # the page loads; its socket will say what is wrong
+        return {"me": None}
 
 
 async def require_secret_key() -> None:

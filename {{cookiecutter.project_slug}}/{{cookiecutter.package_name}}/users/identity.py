@@ -70,7 +70,7 @@ class Credential:
 
     user: str
     issued: int
-    ticket: str | None = None  # the ticket itself, if it came as one
+    ticket: str | None = None  # what a ticket signs, if it came as one: spent once
 
     @classmethod
     def parse(cls, signed: str, ticket: str | None = None) -> Credential:
@@ -102,7 +102,9 @@ class Tickets:
             raise BadCredential("expired_ticket", message) from error
         except BadSignature as error:
             raise BadCredential("bad_ticket", "the ticket is not valid") from error
-        return Credential.parse(signed, ticket)
+        # Spent by what it signs (user, time, nonce): the signature's text has
+        # other spellings that itsdangerous accepts as the same.
+        return Credential.parse(signed, ticket=signed)
 
 
 def current_tickets() -> Tickets:
@@ -116,7 +118,13 @@ def current_sessions() -> Sessions:
 
 
 def log_in(user: str) -> None:
-    """Set the session cookie of ``user``: what your own login ends with."""
+    """Set the session cookie of ``user``: what your own login ends with.
+
+    ``ValueError`` for an id outside the room name rule (``check_user_id``).
+    """
+    problem = check_user_id(user)
+    if problem is not None:
+        raise ValueError(problem)
     login_user(AuthUser(f"{user}:{now_ms()}"))
 
 
@@ -143,9 +151,13 @@ async def presented() -> Credential | None:
 
 
 async def credential() -> Credential | None:
-    """The credential presented, unless revoked; ``BadCredential`` for a bad one."""
+    """The credential presented, unless revoked or spent; ``BadCredential`` for a bad one."""
     found = await presented()
-    return None if found is None else await unrevoked(found)
+    if found is None:
+        return None
+    if found.ticket is not None and await current_sessions().spent(found.ticket):
+        raise BadCredential("spent_ticket", "the ticket has opened a socket: get a new one")
+    return await unrevoked(found)
 
 
 async def session_user() -> str | None:
@@ -204,10 +216,11 @@ async def require_user() -> ResponseReturnValue | None:
     # Counted at once, before any await: the cap holds for handshakes in flight.
     g.user_line = hub.add(UserLine(USER_LINE + user, sock, found.issued))
     try:  # release_user drops the line of a refused handshake
+        # Followed first: a logout from now on reaches this socket's line.
+        await current_broker().follow(USER_LINE + user)
         await unrevoked(found)
         if found.ticket is not None:
             await spend(found.ticket)
-        await current_broker().follow(USER_LINE + user)
     except BadCredential as error:
         return refuse(error.reason, str(error), 401)
     except BroadcastUnavailable as error:

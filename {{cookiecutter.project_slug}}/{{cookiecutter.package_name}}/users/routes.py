@@ -24,6 +24,7 @@ from .identity import (
     check_user_id,
     credential,
     current_tickets,
+    presented,
     session_user,
     user_of,
 )
@@ -74,7 +75,10 @@ async def caller(users_too: bool = True) -> str:
 @blueprint.post("/api/tickets")
 async def post_ticket() -> ResponseReturnValue:
     """A ticket for the session's user, or with the any-user token for ``{"user": id}``."""
-    user = await session_user()
+    try:
+        user = await session_user()
+    except BroadcastUnavailable as error:
+        return {"error": str(error)}, 503
     if user is None:
         await caller(users_too=False)  # the any-user token, or 401
         body = await request.get_json(silent=True)
@@ -141,11 +145,14 @@ async def get_presence(room: str) -> ResponseReturnValue:
 @blueprint.post("/logout")
 async def logout() -> ResponseReturnValue:
     """End every session and ticket of this user, everywhere, and close their sockets."""
-    user = await session_user()
+    try:
+        found = await presented()  # revoked or not: a second logout does no harm
+    except BadCredential:
+        found = None
     logout_user()
-    if user is not None:
+    if found is not None:
         try:
-            await revoke_user(user)
+            await revoke_user(found.user)
         except BroadcastUnavailable as error:  # the cookie is gone here, not elsewhere
             return {"error": f"logged out here only: {error}"}, 503
     return redirect("/", 303)

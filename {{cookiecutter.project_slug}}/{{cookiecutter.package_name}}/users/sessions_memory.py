@@ -23,9 +23,9 @@ class Sessions:
 
     def __init__(self, keep_seconds: int, ticket_seconds: int) -> None:
         self.revoked: dict[str, int] = {}
-        self.spent: set[str] = set()
+        self.spent_tickets: set[str] = set()
         self.forget: deque[tuple[int, str]] = deque()  # (when it expires anyway, ticket)
-        self.ticket_ms = ticket_seconds * 1000
+        self.ticket_ms = (ticket_seconds + 2) * 1000  # ages are checked in whole seconds
 
     async def revoke(self, user: str) -> None:
         self.revoked[user] = now_ms()
@@ -37,9 +37,12 @@ class Sessions:
         """Whether ``ticket`` was unspent; it is spent from now on."""
         now = now_ms()
         while self.forget and self.forget[0][0] < now:  # expired: refused anyway
-            self.spent.discard(self.forget.popleft()[1])
-        if ticket in self.spent:
+            self.spent_tickets.discard(self.forget.popleft()[1])
+        if ticket in self.spent_tickets:
             return False
-        self.spent.add(ticket)
+        self.spent_tickets.add(ticket)
         self.forget.append((now + self.ticket_ms, ticket))
         return True
+
+    async def spent(self, ticket: str) -> bool:
+        return ticket in self.spent_tickets

@@ -27,7 +27,8 @@ class Sessions:
     def __init__(self, broker: RedisBroker, keep_seconds: int, ticket_seconds: int) -> None:
         self.broker = broker
         self.keep_ms = keep_seconds * 1000
-        self.ticket_ms = ticket_seconds * 1000
+        # A ticket's age is checked in whole seconds: kept a little longer.
+        self.keep_spent_ms = (ticket_seconds + 2) * 1000
 
     def key(self, kind: str, name: str) -> str:
         return tagged(self.broker.channel, kind, name)
@@ -44,5 +45,9 @@ class Sessions:
     async def spend(self, ticket: str) -> bool:
         """Whether ``ticket`` was unspent; it is spent from now on, on every process."""
         async with self.broker.command() as redis:
-            fresh = await redis.set(self.key("ticket", ticket), 1, nx=True, px=self.ticket_ms)
+            fresh = await redis.set(self.key("ticket", ticket), 1, nx=True, px=self.keep_spent_ms)
         return bool(fresh)
+
+    async def spent(self, ticket: str) -> bool:
+        async with self.broker.command() as redis:
+            return bool(await redis.exists(self.key("ticket", ticket)))
