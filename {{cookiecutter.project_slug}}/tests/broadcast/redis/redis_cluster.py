@@ -7,12 +7,14 @@ binds its port + 10000 (the cluster bus), so ports are taken below 55536.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -167,6 +169,22 @@ class RedisCluster:
         self.processes[port].kill()
         self.processes[port].wait()
 
+    def replicated(self, master: int) -> bool:
+        """Whether every replica of ``master`` has all it has written."""
+        info = dict(
+            line.split(":", 1) for line in redis_cli(master, "info", "replication").split()
+            if ":" in line
+        )  # fmt: skip
+        offsets = [
+            int(dict(pair.split("=") for pair in value.split(","))["offset"])
+            for name, value in info.items() if name.startswith("slave") and "offset=" in value
+        ]  # fmt: skip
+        return bool(offsets) and min(offsets) >= int(info["master_repl_offset"])
+
+    def serves_every_slot(self) -> bool:
+        """Whether the cluster is whole: every slot served, by three live masters."""
+        return cluster_ok(self.live_port()) and len(self.masters()) == 3
+
     def failed_over(self) -> bool:
         """Whether every slot is served again, by three live masters."""
         live = [port for port, node in self.processes.items() if node.poll() is None]
@@ -199,8 +217,32 @@ def running_cluster() -> Iterator[RedisCluster]:
         cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_cluster() -> Iterator[RedisCluster]:
+    """One Redis Cluster per run (per pytest-xdist worker), started by the first test to need it.
+
+    Creating one takes seconds; the tests that share it each get a channel
+    prefix of their own (``redis_cluster``), so none hears another's keys.
+    """
+    with running_cluster() as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def redis_cluster() -> Iterator[RedisCluster]:
-    """A Redis Cluster of this test's own: 3 masters, 3 replicas."""
+def redis_cluster(shared_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch) -> RedisCluster:
+    """The shared Redis Cluster, every slot served, under a QUART_REDIS_CHANNEL of this test's own.
+
+    A test may move slots between its masters; one that kills a node takes
+    ``own_redis_cluster`` instead.
+    """
+    shared_cluster.wait_until(shared_cluster.serves_every_slot)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    monkeypatch.setenv("QUART_REDIS_CHANNEL", f"tests-{worker}-{uuid.uuid4().hex[:8]}:broadcast")
+    return shared_cluster
+
+
+@pytest.fixture
+def own_redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster of this test's own (3 masters, 3 replicas): to kill a node of."""
     with running_cluster() as cluster:
         yield cluster
