@@ -24,6 +24,8 @@ def remove(root: Path, *relative_paths: str) -> None:
 def remove_broadcast_files(root: Path, package: str) -> None:
     for folder in (f"{package}/broadcast", "tests/broadcast", "tests/browser/broadcast"):
         shutil.rmtree(root / folder)
+    static = f"{package}/static"
+    remove(root, f"{static}/js/rooms.js", f"{static}/js/rooms_page.js", f"{static}/css/rooms.css")
 
 
 def choose_broker(root: Path, package: str, backend: str) -> None:
@@ -62,6 +64,7 @@ def apply_options(root: Path, answers: dict[str, Any]) -> None:
     if not answers["users"]:
         for folder in (f"{package}/users", "tests/users", "tests/browser/users"):
             shutil.rmtree(root / folder)
+        remove(root, f"{package}/static/js/users_page.js", f"{package}/static/css/users.css")
     else:
         choose_presence_store(root, package, answers["broadcast_backend"])
     if answers["broadcast"]:

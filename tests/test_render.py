@@ -87,6 +87,24 @@ def test_broadcast_off_leaves_no_trace(render: Render) -> None:
     for path in project.rglob("*.py"):
         assert not re.search("broadcast|broker|redis", path.read_text(), re.I), path
     assert "redis" not in (project / "pyproject.toml").read_text()
+    # Nor do the page, its scripts and styles, or the README speak of rooms or users.
+    gone = re.compile(r"\broom|inbox|presence|/api/|login|broadcast", re.I)
+    for path in page_and_docs(project):
+        assert not gone.search(path.read_text()), path
+
+
+def test_users_off_leaves_no_trace_on_the_page(render: Render) -> None:
+    project = render(users=False)
+    gone = re.compile(r"inbox|presence|login|\bme\b|users?_", re.I)
+    for path in page_and_docs(project) - {project / "README.md"}:
+        assert not gone.search(path.read_text()), path
+
+
+def page_and_docs(project: Path) -> set[Path]:
+    """The page's template, scripts and styles, and the README."""
+    package = project / "quart_ws_app"
+    found = {*package.rglob("*.html"), *package.rglob("*.js"), *package.rglob("*.css")}
+    return found | {project / "README.md"}
 
 
 def test_memory_backend_has_no_redis(render: Render) -> None:

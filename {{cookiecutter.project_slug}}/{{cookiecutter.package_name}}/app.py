@@ -39,7 +39,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     app.before_serving(require_secret_key)  # first: without the key nothing starts
 {%- endif %}
     metrics = app.extensions["metrics"] = Metrics()
-    app.extensions["channels"] = {"echo": "/ws"}
+    app.extensions["channels"] = {"echo": "/ws"}  # name -> socket path, None: a page part opens it
+    # Templates that features add to the page, at three places (templates/index.html).
+    app.extensions["page_parts"] = {"after_header": [], "before_log": [], "after_send": []}
     app.extensions["health_checks"] = {}
     app.before_serving(tune_gc)
     app.before_websocket(check_origin)

@@ -95,7 +95,7 @@ class Metrics:
         )
         self.handshakes_refused = Counter(
             "websocket_handshakes_refused",
-            "Handshakes refused before accept, by reason: origin, cap, bad_room, bad_since.",
+            "Handshakes refused before accept, by reason (origin, cap, ...).",
             ["reason"],
             registry=registry,
         )
@@ -113,7 +113,7 @@ blueprint = Blueprint("metrics", __name__)
 
 
 def route_label() -> str:
-    """The route of the current websocket, as declared (``/ws/rooms/<room>``)."""
+    """The route of the current websocket as declared, its parameters unfilled."""
     rule = websocket.url_rule
     return rule.rule if rule is not None else "unrouted"
 

@@ -147,7 +147,7 @@ class WebsocketConnection(ASGIWebsocketConnection):
             wrap every command in one), and the handler runs on into a receive;
             Quart then waits on it forever and the socket is never freed. A
             handler in its own clean-up (no receive) is left to finish it:
-            a cancel there would cut its presence leave short.
+            a cancel there would cut that clean-up short.
             """
             if self.ended or (self.handler is not None and self.handler.done()):
                 return

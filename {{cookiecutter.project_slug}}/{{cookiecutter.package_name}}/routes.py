@@ -13,19 +13,16 @@ blueprint = Blueprint("core", __name__)
 @blueprint.get("/")
 async def index() -> str:
     """The chat page; ``?channel=<name>`` picks which websocket it talks to."""
-    channels: dict[str, str] = current_app.extensions["channels"]
+    channels: dict[str, str | None] = current_app.extensions["channels"]
     channel = request.args.get("channel", "echo")
     if channel not in channels:
         abort(404)
-    # The rooms channel joins ?room=<name>; the page checks the name's form.
-    room = request.args.get("room", "lobby") if channel == "rooms" else None
     return await render_template(
         "index.html",
         title=current_app.config["TITLE"],
         channels=channels,
         channel=channel,
-        room=room,
-        heartbeat_seconds=current_app.config["PING_INTERVAL"],
+        page_parts=current_app.extensions["page_parts"],
     )
 
 

@@ -8,7 +8,8 @@ Two ways a worker stops, and what would happen to its clients without this:
   ``pkill``): the worker has no handler for it and dies on the spot.
 ``CloseOnShutdown`` sends every open websocket a 1001 close in both cases, so
 that clients know to reconnect. To know them, it gives each websocket its
-``sockets.OpenSocket``, the one way the app sends to it.
+``sockets.OpenSocket``, the one way the app sends to it. (On SIGTERM to
+uvicorn's main process, uvicorn closes them itself first, with 1012.)
 """
 
 from __future__ import annotations

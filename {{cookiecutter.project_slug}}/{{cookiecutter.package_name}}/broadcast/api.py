@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from quart import Quart, current_app
+from quart import Quart, current_app, request
 
 from ..messages import Message
 from ..sockets import current_socket
@@ -43,7 +43,16 @@ def init_broadcast(app: Quart) -> None:
         registry=metrics.registry,
     )
     app.extensions["channels"]["broadcast"] = "/ws/broadcast"
-    app.extensions["channels"]["rooms"] = "/ws/rooms/"  # the page adds ?room=<name>
+    app.extensions["channels"]["rooms"] = None  # the room form's script joins ?room=<name>
+    app.extensions["page_parts"]["before_log"].append("broadcast/room_form.html")
+    app.context_processor(page_room)
+
+
+async def page_room() -> dict[str, str | None]:
+    """The page's ``room``: ``?room=`` (lobby) on the rooms channel, else None."""
+    if request.args.get("channel") != "rooms":
+        return {"room": None}
+    return {"room": request.args.get("room", "lobby")}  # the page checks its form
 
 
 def current_broker() -> Broker:

@@ -34,7 +34,7 @@ from .rooms import (
 
 UNSUPPORTED_DATA = 1003
 
-blueprint = Blueprint("broadcast", __name__)
+blueprint = Blueprint("broadcast", __name__, template_folder="templates")
 
 
 @blueprint.websocket("/ws/broadcast")

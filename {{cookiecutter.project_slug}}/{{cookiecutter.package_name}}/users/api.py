@@ -96,6 +96,10 @@ def init_users(app: Quart) -> None:
         "direct_messages", "Messages sent to one user's inbox.", registry=metrics.registry
     )
     app.extensions["channels"]["inbox"] = "/ws/inbox"
+    parts = app.extensions["page_parts"]
+    parts["after_header"].append("users/identity.html")
+    parts["before_log"].append("users/presence.html")
+    parts["after_send"].append("users/inbox.html")
 
 
 async def page_user() -> dict[str, str | None]:

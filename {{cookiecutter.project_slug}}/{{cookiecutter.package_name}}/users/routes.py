@@ -30,7 +30,7 @@ from .identity import (
 )
 from .presence import current_presence
 
-blueprint = Blueprint("users", __name__)
+blueprint = Blueprint("users", __name__, template_folder="templates")
 
 SERVER = ""  # the caller that showed the token that acts for any user (QUART_ANY_USER_TOKEN)
 NO_CREDENTIAL = {"error": "send QUART_ANY_USER_TOKEN, a ticket, or a session cookie"}

@@ -37,7 +37,7 @@ def test_two_users_see_each_other_talk_and_one_leaves(browser: Browser, server: 
     expect(alice.locator("#presence li")).to_have_text(["alice", "carol"])
 
 
-def test_a_visitor_gets_the_demo_login_form_and_no_socket(
+def test_a_visitor_gets_the_demo_login_form_then_joins_the_lobby(
     browser: Browser, server: LiveServer
 ) -> None:
     page = browser.new_page()  # not logged in

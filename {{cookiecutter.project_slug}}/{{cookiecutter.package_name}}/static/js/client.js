@@ -11,20 +11,7 @@
 // `path` may be a function, asked again before each attempt. With
 // `silenceMs`, a connection that receives nothing for that long is closed
 // and opened again: the server went away without a word (a sleeping laptop,
-// a dropped network, a proxy). Room sockets get a heartbeat frame to keep
-// them talking.
-//
-//   const room = joinRoom("lobby", { onmessage, onmissed, onstatus });
-//
-// joins a room and resumes after any reconnect, or a reload of the page: it
-// keeps the last message id per room (in sessionStorage) and reconnects with
-// ?since=<id>, so the server first replays what was missed. onmissed(frame)
-// is called when the server no longer has all of it; onpresence(frame) with
-// each presence, join and leave frame, where the app knows its users.
-//
-//   const inbox = openInbox("alice", { onmessage });
-//
-// follows the logged-in user's own inbox the same way.
+// a dropped network, a proxy), which a server that sends heartbeats shows.
 
 const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 4000;
@@ -100,40 +87,4 @@ export function connect(path, { onmessage = () => {}, onstatus = () => {}, silen
 
   open();
   return client;
-}
-
-export function joinRoom(room, options) {
-  return follow(`/ws/rooms/${encodeURIComponent(room)}`, `room-last-id:${room}`, options);
-}
-
-export function openInbox(user, options) {
-  return follow("/ws/inbox", `inbox-last-id:${user}`, options);
-}
-
-const PRESENCE = new Set(["presence", "join", "leave"]);
-
-function follow(
-  base,
-  key,
-  { onmessage = () => {}, onmissed = () => {}, onpresence = () => {}, onstatus, heartbeatMs = 20000 } = {},
-) {
-  const path = () => {
-    const since = sessionStorage.getItem(key);
-    return since ? `${base}?since=${encodeURIComponent(since)}` : base;
-  };
-  return connect(path, {
-    onstatus,
-    silenceMs: 2.5 * heartbeatMs, // a heartbeat or two may be late; three is a dead line
-    onmessage: (data) => {
-      const frame = JSON.parse(data);
-      if (frame.type === "missed") {
-        onmissed(frame);
-      } else if (frame.type === "message") {
-        sessionStorage.setItem(key, frame.id);
-        onmessage(frame.data, frame);
-      } else if (PRESENCE.has(frame.type)) {
-        onpresence(frame);
-      }
-    },
-  });
 }
