@@ -16,7 +16,6 @@ from quart import Quart, websocket
 from {{ cookiecutter.package_name }}.quart_internals import (
     RECEIVE_QUEUE_SIZE,
     DirectSendWebsocket,
-    WebsocketConnection,
     use_quart_internals,
 )
 
@@ -149,12 +148,6 @@ async def test_quart_alone_stops_reading_when_the_handler_ends_up_to_0_22() -> N
         assert taken == 200
     else:
         assert taken < 200
-
-
-async def test_the_app_uses_these_classes(make_app: AppFactory) -> None:
-    app = await make_app()
-    assert app.asgi_websocket_class is WebsocketConnection
-    assert app.websocket_class is DirectSendWebsocket
 
 
 async def test_a_burst_of_sends_arrives_whole_and_in_order_without_yielding(

@@ -31,6 +31,8 @@ from ..servers import PRODUCTION, SERVERS, LiveServer, read_metrics, run_server
 # The figures that must come back to their starting values.
 COUNTS = ("process_open_fds", "asyncio_tasks", "websocket_connections", "broadcast_subscribers")
 RSS = "process_resident_memory_bytes"
+CONCURRENCY = 32  # connection cycles at once
+SETTLE = 2.5  # seconds: Hypercorn's ping task of a closed websocket ends (2 s here)
 HANDSHAKE = (
     b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -85,6 +87,12 @@ async def clean_cycle(server: LiveServer) -> None:
         assert await ws.recv() == "soak"
 
 
+async def subscriber_cycle(server: LiveServer, path: str) -> None:
+    """Subscribe on the steady clients' path, then leave at once."""
+    async with connect(f"{server.ws_url}{path}"):
+        pass
+
+
 @dataclass
 class Steady:
     """Clients that stay for the whole soak and must get every message, in order."""
@@ -101,19 +109,21 @@ class Steady:
 
 async def soak(server: LiveServer, cycles: int, steady: int, path: str) -> dict[str, Any]:
     """Run the soak against ``server``; return the figures and what went wrong."""
-    # One message first: the broker's connection pool (redis backend) opens its
-    # publishing connection now, not in the middle of the count.
+    # One message and as many handshakes at once as the soak makes (CONCURRENCY)
+    # first: the broker's connection pool (redis backend) opens the connections
+    # it keeps now, not in the middle of the count.
     async with connect(f"{server.ws_url}{path}") as first:
         await first.send("warm-up")
         await first.recv()
-    await asyncio.sleep(2.5)  # and its ping task ends (SERVER_OPTIONS)
+    await asyncio.gather(*(subscriber_cycle(server, path) for _ in range(CONCURRENCY)))
+    await asyncio.sleep(SETTLE)  # and their ping tasks end (SERVER_OPTIONS)
     start = await asyncio.to_thread(read_metrics, server)
     clients = [await connect(f"{server.ws_url}{path}") for _ in range(steady)]
     stream = Steady(clients, [[] for _ in clients])
     readers = [asyncio.create_task(stream.read(i, "end")) for i in range(steady)]
     sender = clients[0]
-    kinds = ["clean", "rst", "half-handshake", "garbage", "mid-message"]
-    gate = asyncio.Semaphore(32)
+    kinds = ["clean", "subscriber", "rst", "half-handshake", "garbage", "mid-message"]
+    gate = asyncio.Semaphore(CONCURRENCY)
     sent: list[str] = []
 
     async def one(number: int) -> None:
@@ -122,6 +132,8 @@ async def soak(server: LiveServer, cycles: int, steady: int, path: str) -> dict[
             try:
                 if kind == "clean":
                     await clean_cycle(server)
+                elif kind == "subscriber":
+                    await subscriber_cycle(server, path)
                 else:
                     await asyncio.to_thread(raw_cycle, server.port, kind)
             except (OSError, TimeoutError):
@@ -142,10 +154,12 @@ async def soak(server: LiveServer, cycles: int, steady: int, path: str) -> dict[
     await asyncio.gather(*(ws.close() for ws in clients))
     end = await settled(server, start)
     leaks = [
-        f"{name}: {start.get(name, 0):.0f} at the start, {end.get(name, 0):.0f} at the end"
+        f"{name}: {start[name]:.0f} at the start, {end[name]:.0f} at the end"
         for name in COUNTS
-        if end.get(name, 0) > start.get(name, 0)
+        if end[name] > start[name]
     ]
+    if path != "/ws" and warm["broadcast_subscribers"] < start["broadcast_subscribers"] + steady:
+        leaks.append("broadcast_subscribers did not count the steady clients")
     expected = [*sent, "end"]
     leaks += [f"steady client {i} got {len(got)} of {len(expected)} messages, or out of order"
               for i, got in enumerate(stream.received) if got != expected]  # fmt: skip
@@ -172,7 +186,7 @@ async def settled(server: LiveServer, start: dict[str, float]) -> dict[str, floa
     deadline = time.monotonic() + 20
     while True:
         figures = await asyncio.to_thread(read_metrics, server)
-        done = all(figures.get(name, 0) <= start.get(name, 0) for name in COUNTS)
+        done = all(figures[name] <= start[name] for name in COUNTS)
         if done or time.monotonic() > deadline:
             return figures
         await asyncio.sleep(0.2)
@@ -184,7 +198,7 @@ def report(figures: dict[str, Any]) -> str:
     lines.append("| figure | start | after warm-up | end |")
     lines.append("|---|---|---|---|")
     for name in (*COUNTS, RSS):
-        values = [figures[when].get(name, 0) for when in ("start", "warm", "end")]
+        values = [figures[when][name] for when in ("start", "warm", "end")]
         lines.append(f"| {name} | " + " | ".join(f"{value:.0f}" for value in values) + " |")
     lines += [f"PROBLEM: {problem}" for problem in figures["problems"]] or ["no leak found"]
     return "\n".join(lines)

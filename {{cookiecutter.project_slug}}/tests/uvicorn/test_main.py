@@ -29,6 +29,7 @@ def test_several_workers_are_refused_with_the_memory_backend() -> None:
     assert process.returncode == 2
     assert "--workers: the memory broadcast backend serves one process only" in errors
 {%- else %}
+from pathlib import Path
 
 from websockets.asyncio.client import connect
 
@@ -44,8 +45,23 @@ def group_alive(group: int) -> bool:
     return True
 
 
+def workers_of(supervisor: int) -> list[int]:
+    """The child processes of ``supervisor`` that run the app (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):  # not a process, or gone meanwhile
+            continue
+        if parent == supervisor and b"spawn_main" in command:  # not the resource tracker
+            found.append(int(entry.name))
+    return found
+
+
 async def test_two_workers_serve_and_stop_together() -> None:
     with run_server(server="uvicorn", options=("--workers", "2")) as server:
+        await wait_for(lambda: len(workers_of(server.process.pid)) == 2, within=10)
         for _ in range(4):  # several connections: the kernel picks a worker for each
             async with connect(f"{server.ws_url}/ws") as ws:
                 await ws.send("ping")
