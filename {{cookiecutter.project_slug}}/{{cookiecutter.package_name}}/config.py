@@ -90,7 +90,7 @@ def load_config(app: Quart, overrides: Mapping[str, Any] | None = None) -> None:
     The one place settings are checked: every bad value is named, one per line.
     """
     app.config.update(DEFAULTS)
-    app.config.from_prefixed_env()  # QUART_FOO=... becomes app.config["FOO"]
+    app.config.from_prefixed_env()  # QUART_<NAME>=... becomes app.config["<NAME>"]
     app.config.update(overrides or {})
     problems = [problem for key in POSITIVE_INTS if (problem := not_positive(app.config, key))]
     for key in BOOLEANS + OPTIONAL_BOOLEANS:
