@@ -193,9 +193,12 @@ def test_a_bad_setting_stops_the_app_with_its_name(env: dict[str, str], named: s
 async def test_without_a_key_and_without_the_start_check_every_request_is_refused() -> None:
     # As under `uvicorn --lifespan off`: no before_serving hook ever runs.
     app = create_app({"SECRET_KEY": None})
-    assert (await app.test_client().get("/healthz")).status_code == 503
-    refused = await asgi_refusal(app, "/ws/inbox")
-    assert refused.status == 503
+    client = app.test_client()
+    for path in ("/", "/healthz"):
+        assert (await client.get(path)).status_code == 503, path
+    assert (await client.post("/api/tickets")).status_code == 503
+    for path in ("/ws/inbox", "/ws"):
+        assert (await asgi_refusal(app, path)).status == 503, path
 
 
 @pytest.mark.parametrize("server", SERVERS)
