@@ -73,6 +73,13 @@ class AsgiWebsocket:
                 headers = {name.decode(): value.decode() for name, value in event["headers"]}
                 raise Refused(event["status"], headers, await self.response_body())
 
+    async def accepted(self) -> None:
+        """Wait until the app accepts the handshake; ``Refused`` if it answers instead."""
+        while (event := await self.next_event())["type"] != "websocket.accept":
+            if event["type"] == "websocket.http.response.start":
+                headers = {name.decode(): value.decode() for name, value in event["headers"]}
+                raise Refused(event["status"], headers, await self.response_body())
+
     async def next_event(self) -> Event:
         async with asyncio.timeout(TIMEOUT):
             event: Event = await self.from_app.get()

@@ -217,7 +217,10 @@ async def test_disconnecting_a_user_closes_their_sockets_only(app: Quart) -> Non
             asgi_connect(app, "/ws/inbox", ticket_header("bob")) as bobs_inbox,
         ):
             await roster_until(alice, roster, {"alice", "bob"})
-            await wait_for(lambda: subscriber_count(app, "!bob") == 2)
+            # Both accepted: a handshake still in flight is refused with 401 instead.
+            await bob.accepted()
+            await bobs_inbox.accepted()
+            assert subscriber_count(app, "!bob") == 2
             client = app.test_client()
             response = await client.delete("/api/users/bob/connections", headers=SERVER)
             assert response.status_code == 204
