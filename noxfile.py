@@ -285,19 +285,34 @@ MUTATED = {
         "sockets.py",
     ],
     "broadcast-redis-uvicorn": ["broadcast/broker_redis.py"],
+    "users-memory-hypercorn": [
+        "users/identity.py",
+        "users/presence.py",
+        "users/presence_memory.py",
+        "users/sessions_memory.py",
+        "users/api.py",
+        "users/routes.py",
+        "users/login.py",
+    ],
+    "users-redis-uvicorn": ["users/presence_redis.py", "users/sessions_redis.py"],
 }
 # Tests that serve the app in another process: mutmut cannot see what they run there.
 SERVED = ["test_server.py", "broadcast/test_slow_client.py", "broadcast/test_flood.py",
-          "broadcast/test_soak.py", "broadcast/memory/test_one_worker.py", "uvicorn"]  # fmt: skip
+          "broadcast/test_soak.py", "broadcast/memory/test_one_worker.py", "uvicorn",
+          "users/test_fail_closed.py", "users/test_users_server.py"]  # fmt: skip
 MUTATION_GOAL = 0.85
 MUTANT = re.compile(r"^\s*([\w.]+?)\.x[_\u01c1].*: (.+)$")  # package.module.x_function__mutmut_N
 
 
 @nox.session(python=PYTHONS[-1])
 def mutation(session: nox.Session) -> None:
-    """Not in the bare run: mutmut over the modules that hold the logic; 85 % killed each."""
+    """Not in the bare run: mutmut over the modules that hold the logic; 85 % killed each.
+
+    ``nox -s mutation -- users-memory-hypercorn``: only the modules of that render.
+    """
     scores: dict[str, tuple[int, int]] = {}
-    for name, modules in MUTATED.items():
+    for name in session.posargs or MUTATED:
+        modules = MUTATED[name]
         env = test_env(session, COMBINATIONS[name])
         session.chdir(ROOT)
         project = render(session, COMBINATIONS[name], folder=f"rendered-{name}").resolve()

@@ -2,7 +2,7 @@
 
     python -m bench.paired [--python PY] [--rounds 4] [--subscribers 1000]
                            [--rate 10] [--duration 8] [--path /ws/broadcast]
-                           bare starlette uvicorn:<render> hypercorn:<render> ...
+                           bare starlette seed uvicorn:<render> hypercorn:<render> ...
 
 A full run (``bench.run``) serves each stack once, and its figures move by
 10-20 % from run to run. To tell whether a change helped, serve the versions
@@ -27,11 +27,13 @@ from . import load, run
 
 
 def stack(spec: str, python: str) -> run.Stack:
-    """``bare``, ``starlette``, or ``uvicorn:<render>`` / ``hypercorn:<render>``."""
+    """``bare``, ``starlette``, ``seed``, or ``uvicorn:<render>`` / ``hypercorn:<render>``."""
     if spec == "bare":
         return run.Stack(spec, run.websockets_command(python), run.ROOT)
     if spec == "starlette":
         return run.Stack(spec, run.starlette_command(python), run.ROOT)
+    if spec == "seed":  # Quart's own websocket example, on uvicorn
+        return run.Stack(spec, run.raw_uvicorn_command(python, run.SEED_APP), run.ROOT)
     server, _, folder = spec.partition(":")
     render = Path(folder).resolve()
     env = dict(run.BENCH_ENV)
@@ -59,7 +61,7 @@ def measure(chosen: run.Stack, args: argparse.Namespace) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.paired", description=__doc__)
     parser.add_argument(
-        "stacks", nargs="+", help="bare, starlette, uvicorn:<render>, hypercorn:<render>"
+        "stacks", nargs="+", help="bare, starlette, seed, uvicorn:<render>, hypercorn:<render>"
     )
     parser.add_argument("--python", default=sys.executable, help="the servers' interpreter")
     parser.add_argument("--rounds", type=int, default=4)

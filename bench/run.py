@@ -48,6 +48,13 @@ RAW_HYPERCORN = "raw ASGI + hypercorn (uvloop)"
 RAW_UVICORN = "raw ASGI + uvicorn"
 RAW_OF = {HYPERCORN: RAW_HYPERCORN, UVICORN: RAW_UVICORN}
 RAW_APP = "bench.peers.raw_asgi:app"
+# Quart's own websocket example (bench/peers/seed_quart.py) on the same servers:
+# what the template adds over plain Quart.
+SEED_HYPERCORN = "seed's Quart app + hypercorn (uvloop)"
+SEED_UVICORN = "seed's Quart app + uvicorn"
+SEED_APP = "bench.peers.seed_quart:app"
+SEED_OF = {HYPERCORN: SEED_HYPERCORN, UVICORN: SEED_UVICORN}
+SEED_LIMIT = 1.10  # the template at most 1.10x Quart's own example (issue #30)
 # The generated app's limits, raised for the load: 5,000 subscribers, and one
 # publisher sending 50 messages a second.
 BENCH_ENV = {
@@ -84,12 +91,12 @@ def websockets_command(python: str) -> list[str]:
     return [python, "-m", "bench.peers.websockets_server", "{port}"]
 
 
-def raw_uvicorn_command(python: str) -> list[str]:
-    """The raw ASGI app on uvicorn, with the settings of the template's ``__main__.py``."""
+def raw_uvicorn_command(python: str, app: str = RAW_APP) -> list[str]:
+    """``app`` (the raw ASGI one) on uvicorn, set up as the template's ``__main__.py``."""
     uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
     uvicorn += ["--ws", "websockets-sansio", "--ws-max-size", "1048576"]
     uvicorn += ["--ws-ping-interval", "20", "--ws-ping-timeout", "20"]
-    return [*uvicorn, "--log-level", "warning", RAW_APP]
+    return [*uvicorn, "--log-level", "warning", app]
 
 
 def starlette_command(python: str) -> list[str]:
@@ -116,6 +123,8 @@ def stacks(project: Path, uvicorn_project: Path, redis_project: Path | None) -> 
         Stack(RAW_HYPERCORN, [*hypercorn, RAW_APP], project, env={"PYTHONPATH": str(ROOT)}),
         Stack(UVICORN, package_command(python, uvicorn_project), uvicorn_project, rooms=True),
         Stack(RAW_UVICORN, raw_uvicorn_command(python), ROOT),
+        Stack(SEED_HYPERCORN, [*hypercorn, SEED_APP], project, env={"PYTHONPATH": str(ROOT)}),
+        Stack(SEED_UVICORN, raw_uvicorn_command(python, SEED_APP), ROOT),
         Stack(
             "quart + hypercorn, asyncio loop",
             [*hypercorn, "--worker-class", "asyncio", app],
@@ -397,6 +406,16 @@ def targets(results: dict[str, dict[str, Any]], stack: str) -> str:
                 f"CPU <= {RAW_LIMIT}x the raw ASGI app on the same server, echo / deliveries at"
                 " 100 / 1k / 5k: " + " / ".join(f"{ratio:.2f}x" for ratio in over.values()),
                 all(ratio <= RAW_LIMIT for ratio in over.values()),
+            )
+        )
+    seed = SEED_OF.get(stack)
+    if seed in results:
+        over = {s: cpu_over(results, stack, seed, s) for s in ("echo", *FAN_OUTS)}
+        checks.append(
+            (
+                f"CPU <= {SEED_LIMIT}x Quart's own example on the same server, echo / deliveries"
+                " at 100 / 1k / 5k: " + " / ".join(f"{ratio:.2f}x" for ratio in over.values()),
+                all(ratio <= SEED_LIMIT for ratio in over.values()),
             )
         )
     if goal.under_starlette:

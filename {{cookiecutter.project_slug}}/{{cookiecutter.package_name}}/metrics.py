@@ -11,7 +11,6 @@ run one worker per container) rather than summing inside the app.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,48 +22,10 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
 from quart import Blueprint, abort, current_app, g, websocket
 from quart.typing import ResponseReturnValue
 
 from .tokens import refuse_without_token
-
-
-class Tally:
-    """One label's count: a plain number, added to only by the event loop's thread."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
-
-    def inc(self, amount: int = 1) -> None:
-        self.value += amount
-
-
-class MessageCounter(Collector):
-    """A counter by route for the per-message paths, read when ``/metrics`` is scraped.
-
-    prometheus-client's ``Counter`` takes a lock on every ``inc``, for threads
-    this app does not have: counting every message sent to every socket, that
-    lock was a measurable share of the cost of sending. A custom collector is
-    prometheus-client's documented way to export numbers kept elsewhere.
-    """
-
-    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
-        self.name, self.documentation = name, documentation
-        self.tallies: dict[str, Tally] = {}
-        registry.register(self)
-
-    def labels(self, route: str) -> Tally:
-        return self.tallies.setdefault(route, Tally())
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=["route"])
-        for route, tally in self.tallies.items():
-            family.add_metric([route], tally.value)
-        yield family
 
 
 class Metrics:
@@ -81,11 +42,17 @@ class Metrics:
         self.open_websockets = Gauge(
             "websockets_open", "Open websockets, by route.", ["route"], registry=registry
         )
-        self.messages_received = MessageCounter(
-            "websocket_messages_received", "Messages received from clients, by route.", registry
+        self.messages_received = Counter(
+            "websocket_messages_received",
+            "Messages received from clients, by route.",
+            ["route"],
+            registry=registry,
         )
-        self.messages_sent = MessageCounter(
-            "websocket_messages_sent", "Messages sent to clients, by route.", registry
+        self.messages_sent = Counter(
+            "websocket_messages_sent",
+            "Messages sent to clients, by route.",
+            ["route"],
+            registry=registry,
         )
         self.closed = Counter(
             "websockets_closed_by_server",

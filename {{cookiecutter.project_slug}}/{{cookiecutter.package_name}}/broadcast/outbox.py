@@ -27,7 +27,8 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from ..metrics import Tally
+from prometheus_client import Counter
+
 from ..sockets import OpenSocket
 from .hub import Subscriber
 
@@ -93,7 +94,7 @@ class Outbox(Subscriber):
         # need one, and an empty deque is most of a kilobyte.
         self.waiting: deque[Any] | None = None
         self.send: Send | None = None
-        self.sent: Tally | None = None
+        self.sent: Counter | None = None
         self.pump: asyncio.Task[None] | None = None  # the send that had to wait
         self.gone = False
 
@@ -118,7 +119,7 @@ class Outbox(Subscriber):
         if self.pump is None and self.send is not None and not self.waiting and not self.gone:
             self.start(self.send, control)  # not counted: a control frame, not a message
 
-    def open(self, send: Send, sent: Tally | None = None) -> None:
+    def open(self, send: Send, sent: Counter | None = None) -> None:
         """Send with ``send`` from now on, starting with the messages that waited.
 
         ``sent`` counts the messages handed to ``send``.
