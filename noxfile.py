@@ -324,7 +324,7 @@ def mutation(session: nox.Session) -> None:
             pyproject.write(
                 "\n[tool.mutmut]\n"
                 f"source_paths = {[f'{package}/{module}' for module in modules]!r}\n"
-                f"also_copy = [{package!r}]\n"
+                f"also_copy = [{package!r}, 'README.md']\n"  # tests/test_settings.py reads it
                 f"pytest_add_cli_args = {['-p', 'no:xdist', *ignored]!r}\n"
             )
         session.run("mutmut", "run", env=env)

@@ -188,6 +188,7 @@ async def test_the_inbox_refuses_what_a_client_sends(app: Quart) -> None:
         with pytest.raises(Closed) as closed:
             await erin.receive()
     assert closed.value.code == 1003
+    assert closed.value.reason == "the inbox only receives: POST to send"
 
 
 @pytest.mark.parametrize(
