@@ -34,6 +34,6 @@ def demo_login(monkeypatch: pytest.MonkeyPatch) -> None:
 {% endif -%}
 @pytest.fixture
 def server() -> Iterator[LiveServer]:
-    """The app under Hypercorn, as in production."""
+    """The app under its production server, as deployed."""
     with run_server() as server:
         yield server

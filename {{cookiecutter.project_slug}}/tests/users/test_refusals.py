@@ -1,13 +1,15 @@
-"""Refused handshakes in one process: each says why, with its status, header and count.
+"""Refusals in one process: handshakes, API calls and settings, each saying why.
 
 The same refusals over real TCP, on both servers, are in ``test_fail_closed.py``;
-these check the whole answer, which is what a client and an operator read.
+these check the whole answer (status, header, body, count), which is what a
+client and an operator read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from quart import Quart
@@ -15,11 +17,12 @@ from quart import Quart
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.users import send_to_user
 from {{ cookiecutter.package_name }}.users.api import anonymous_limit, revoke_user
+from {{ cookiecutter.package_name }}.users.identity import Tickets
 
 from ..asgi_websocket import Closed, Refused, asgi_connect
 from ..broadcast.broadcasting import next_frame
 from ..helpers import METRICS_TOKEN, AppFactory, metric
-from .tickets import ticket_header
+from .tickets import TEST_SECRET_KEY, ticket_header
 
 NO_CREDENTIAL = "log in, or send Authorization: Bearer <ticket> (from POST /api/tickets)"
 
@@ -196,3 +199,34 @@ def cookie_secure(app: Quart) -> bool:
     (auth,) = app.extensions["QUART_AUTH"]
     secure: bool = auth.cookie_secure
     return secure
+
+
+async def test_an_expired_ticket_is_told_to_get_a_new_one(app: Quart) -> None:
+    tickets = Tickets(TEST_SECRET_KEY, 60)
+    tickets.signer.get_timestamp = lambda: int(time.time()) - 61  # type: ignore[method-assign]
+    expired = {"Authorization": f"Bearer {tickets.issue('alice')}"}
+    status, _, body = answer(await refused(app, "/ws/inbox", expired))
+    assert status == 401
+    assert body == {"error": "the ticket has expired: get a new one"}
+    assert await refusals(app, "expired_ticket") == 1
+
+
+async def test_a_spent_ticket_is_refused_by_the_api_too(app: Quart) -> None:
+    ticket = ticket_header("alice")
+    async with asgi_connect(app, "/ws/inbox", ticket) as first:
+        await first.accepted()
+    response = await app.test_client().post("/api/users/bob/messages", data="hi", headers=ticket)
+    assert response.status_code == 401
+    assert await response.get_json() == {"error": "the ticket has opened a socket: get a new one"}
+
+
+async def test_the_anonymous_cap_counts_each_socket_in_and_out(make_app: AppFactory) -> None:
+    app = await make_app(ANONYMOUS_CONNECTIONS=2)
+    async with asgi_connect(app, "/ws", {}) as first:
+        await first.accepted()
+        async with asgi_connect(app, "/ws", {}) as second:
+            await second.accepted()
+            assert (await refused(app, "/ws", {})).status == 503
+        async with asgi_connect(app, "/ws", {}) as third:  # the second's place
+            await third.accepted()
+            assert (await refused(app, "/ws", {})).status == 503

@@ -1,4 +1,4 @@
-"""Rooms across processes: real redis-server, two Hypercorn processes, real sockets."""
+"""Rooms across processes: real redis-server, two server processes, real sockets."""
 
 from __future__ import annotations
 
