@@ -193,7 +193,7 @@ async def test_a_burst_of_sends_arrives_whole_and_in_order_without_yielding(
 
 async def test_quart_alone_still_yields_before_every_send() -> None:
     """If this fails, Quart's ``send`` no longer yields each time: measure it again
-    against ``DirectSendWebsocket.send`` (bench/README.md), which may then go."""
+    against ``DirectSendWebsocket.send`` (the template's paired bench); it may go."""
     assert await turns_during_a_burst(app_with_route(internals=False)) >= BURST
 
 

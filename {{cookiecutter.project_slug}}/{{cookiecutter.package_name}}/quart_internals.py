@@ -169,8 +169,8 @@ class DirectSendWebsocket(Websocket):
     ``websocket_sent`` signal (nothing here listens to it).
 
     Why it stays: with Quart's own ``send`` and ``receive`` an echo costs the
-    server 16 % more CPU (paired rounds under uvicorn, bench/README.md), and
-    the app goes from Quart's own example's cost to 1.17x it.
+    server about 14 % more CPU (the template's paired bench, uvicorn), and the
+    app goes from 0.98x the cost of Quart's own example to 1.17x.
     ``tests/test_quart_internals.py`` checks each thing it relies on.
     """
 
