@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection
 
@@ -59,16 +58,14 @@ def server_env() -> dict[str, str]:
     }
 
 
-def redis_connections(server: LiveServer) -> int:
-    """The server's TCP connections to Redis (its pool), over its process and children.
+def outbound_connections(server: LiveServer) -> int:
+    """The TCP connections the server opened itself (to Redis), over its process and children.
 
-    A pool may open one more connection at a busier moment of the soak and keep
-    it: that is its peak, not a leak, so open files are counted without them.
+    Every client's connection has the server's port on the server's side; any
+    other is one the server made. A pool may open one more at a busier moment
+    of the soak and keep it: that is its peak, not a leak, so open files are
+    counted without them.
     """
-    url = os.environ.get("QUART_REDIS_URL")
-    if not url:
-        return 0
-    port = urlsplit(url).port or 6379
     pid = server.process.pid
     pids = [pid, *Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     inodes = set()
@@ -80,16 +77,17 @@ def redis_connections(server: LiveServer) -> int:
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port != server.port and fields[9] in inodes:
                 count += 1
     return count
 
 
 def read_counts(server: LiveServer) -> dict[str, float]:
-    """The server's metrics, its open files less its Redis connections."""
+    """The server's metrics, its open files less the connections it opened itself."""
     figures = read_metrics(server)
-    figures["redis_connections"] = redis = redis_connections(server)
-    figures["process_open_fds"] -= redis
+    figures["outbound_connections"] = outbound = outbound_connections(server)
+    figures["process_open_fds"] -= outbound
     return figures
 
 
@@ -236,7 +234,7 @@ def report(figures: dict[str, Any]) -> str:
              f"{figures['cycles_per_second']:.0f} cycles/s"]  # fmt: skip
     lines.append("| figure | start | after warm-up | end |")
     lines.append("|---|---|---|---|")
-    for name in (*COUNTS, "redis_connections", RSS):
+    for name in (*COUNTS, "outbound_connections", RSS):
         values = [figures[when][name] for when in ("start", "warm", "end")]
         lines.append(f"| {name} | " + " | ".join(f"{value:.0f}" for value in values) + " |")
     lines += [f"PROBLEM: {problem}" for problem in figures["problems"]] or ["no leak found"]

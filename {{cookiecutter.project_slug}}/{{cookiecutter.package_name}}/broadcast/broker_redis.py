@@ -48,9 +48,14 @@ log = logging.getLogger(__name__)
 TEXT, BINARY, ROOM, NOTICE = b"t", b"b", b"r", b"n"
 FIRST_RETRY_DELAY = 0.1  # reconnecting the subscription: see backoff()
 MAX_RETRY_DELAY = 5.0
-# Both connections: a connect that hangs fails after 2 s, an idle one is
-# checked every 5 s.
-CONNECTION_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "health_check_interval": 5}
+# Both connections: a connect that hangs fails after 2 s, a command's reply
+# after 5 s, an idle one is checked every 5 s. (The subscription's reads wait
+# as long as Redis is quiet: see Nodes.subscriber.)
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "health_check_interval": 5,
+}
 # A command on a stale connection (after a Redis restart) is retried on a new
 # one, twice, 50 ms then 100 ms later (redis-py 5 retries only the errors
 # listed in retry_on_error).

@@ -62,9 +62,11 @@ class Nodes:
         """A client for one subscription connection to ``node``.
 
         It never reconnects by itself: redis-py would resubscribe silently,
-        and what was published meanwhile would never be filled in.
+        and what was published meanwhile would never be filled in. Its reads
+        have no timeout: redis-py 8.0 applies ``socket_timeout`` to a blocking
+        ``get_message``, so a channel quiet for 5 s would count as lost.
         """
-        options = {**self.options, "retry": Retry(NoBackoff(), 0)}
+        options = {**self.options, "socket_timeout": None, "retry": Retry(NoBackoff(), 0)}
         if self.cluster is None:
             return Redis.from_url(node, **options)
         host, _, port = node.rpartition(":")

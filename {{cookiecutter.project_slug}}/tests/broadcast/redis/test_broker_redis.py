@@ -12,7 +12,7 @@ from quart import Quart
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.broadcast import broadcast
+from {{ cookiecutter.package_name }}.broadcast import broadcast, broker_redis
 from {{ cookiecutter.package_name }}.broadcast.broker import BroadcastUnavailable
 from {{ cookiecutter.package_name }}.broadcast.broker_redis import (
     RedisBroker,
@@ -183,6 +183,28 @@ async def test_health_follows_the_subscription_through_a_redis_restart(
     # The pooled connection went stale with the restart: the first publish still works.
     response = await client.post("/api/rooms/lobby/messages", data="back", headers=headers)
     assert response.status_code == 201
+
+
+async def test_a_quiet_subscription_outlives_the_command_timeout(
+    make_app: AppFactory,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # redis-py 8.0 applies socket_timeout to a blocking pub/sub read: a
+    # channel quiet that long was "lost" and handshakes got 503 meanwhile.
+    monkeypatch.setitem(broker_redis.CONNECTION_OPTIONS, "socket_timeout", 0.2)
+    with caplog.at_level(logging.INFO):
+        app = await make_app(REDIS_URL=redis_server.url)
+        for _ in range(10):  # 1 s of silence: five command timeouts
+            await asyncio.sleep(0.1)
+            assert broker_of(app).health() == "up"
+        async with asgi_connect(app, "/ws/rooms/quiet") as ws:
+            await wait_for(lambda: subscriber_count(app, "quiet") == 1)
+            await publish(app, "quiet", "still here")
+            assert (await next_frame(ws.receive))["data"] == "still here"
+    lost = [r for r in caplog.records if r.getMessage().startswith("redis subscription lost")]
+    assert lost == []
 
 
 async def test_an_app_that_stops_leaves_no_connection_to_redis(redis_server: RedisServer) -> None:
