@@ -15,7 +15,7 @@ from .broadcast import init_broadcast
 from .config import load_config
 from .gc_tuning import tune_gc
 from .limits import ConnectionCap
-from .logs import quiet_repeated_refusals
+from .logs import quiet_repeated_lines
 from .metrics import Metrics, count_closed, count_open
 from .metrics import blueprint as metrics_blueprint
 from .origin import check_origin, check_request_origin
@@ -32,7 +32,7 @@ from .users import init_users, require_secret_key
 def create_app(overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build the app from defaults, ``QUART_*`` variables, then ``overrides``."""
     app = Quart(__name__)
-    quiet_repeated_refusals()
+    quiet_repeated_lines()
     use_quart_internals(app)
     load_config(app, overrides)
 {%- if cookiecutter.users %}

@@ -282,6 +282,23 @@ async def test_the_demo_login_sets_a_session_that_opens_sockets(make_app: AppFac
     assert Tickets(str(app.secret_key), 60).read(ticket["ticket"]).user == "dana"
 
 
+async def test_a_visitor_page_opens_only_the_echo_socket(make_app: AppFactory) -> None:
+    # A refused handshake would be retried with backoff for as long as the page is open.
+    app = await make_app(DEMO_LOGIN=True, SECRET_KEY=None)
+    client = app.test_client()
+    echo = await (await client.get("/")).get_data(as_text=True)
+    assert 'data-socket-path="/ws"' in echo
+    for channel in ("broadcast", "rooms", "inbox"):
+        page = await (await client.get(f"/?channel={channel}")).get_data(as_text=True)
+        assert "data-socket-path" not in page and 'id="room-form"' not in page
+        assert "disconnected (log in to use this channel)" in page
+    await client.post("/login", form={"name": "dana"})  # the client keeps the cookie
+    page = await (await client.get("/?channel=inbox")).get_data(as_text=True)
+    assert 'data-socket-path="/ws/inbox"' in page
+    page = await (await client.get("/?channel=rooms")).get_data(as_text=True)
+    assert 'id="room-form"' in page and "log in to use" not in page
+
+
 async def test_the_demo_login_is_404_without_demo_login(app: Quart) -> None:
     client = app.test_client()
     assert (await client.get("/login")).status_code == 404

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from quart import Quart, current_app
+from quart import Quart, current_app, request
 from quart.typing import ResponseReturnValue
 from quart_auth import QuartAuth
 
@@ -103,11 +103,18 @@ def init_users(app: Quart) -> None:
 
 
 async def page_user() -> dict[str, str | None]:
-    """The page's ``me``: the user id of a valid session cookie, else None."""
+    """The page's ``me`` (the user of a valid session cookie, else None) and ``locked``.
+
+    ``locked`` says why the page opens no socket: every channel but echo needs
+    a user (``NEEDS_A_USER``), and a refused handshake would only be retried.
+    """
     try:
-        return {"me": await session_user()}
+        me = await session_user()
     except BroadcastUnavailable:  # the page loads; its socket will say what is wrong
-        return {"me": None}
+        return {"me": None, "locked": None}
+    if me is None and request.args.get("channel", "echo") != "echo":
+        return {"me": None, "locked": "log in to use this channel"}
+    return {"me": me, "locked": None}
 
 
 async def require_secret_key() -> None:

@@ -41,10 +41,15 @@ def test_a_visitor_gets_the_demo_login_form_then_joins_the_lobby(
     browser: Browser, server: LiveServer
 ) -> None:
     page = browser.new_page()  # not logged in
-    page.goto(f"{server.http_url}/?channel=rooms&room=garden")
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    page.goto(f"{server.http_url}/?channel=rooms&room=garden")  # returns once scripts ran
     expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#status")).to_have_text("disconnected (log in to use this channel)")
+    assert sockets == []  # a socket would be refused, then retried for good
     page.fill("#login-name", "dora")
     page.click("#login")
     expect(page.locator("#me")).to_have_text("dora")
     expect(page.locator("#status")).to_have_text("connected")
     expect(page.locator("#presence li")).to_have_text(["dora"])
+    assert any("/ws/rooms/" in url for url in sockets)  # the socket opened once logged in
