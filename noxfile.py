@@ -388,6 +388,26 @@ def bench(session: nox.Session) -> None:
     session.log(f"figures in {results}, {users_results} and {cluster_results}")
 
 
+@nox.session
+def capacity(session: nox.Session) -> None:
+    """Idle sockets on one box to 100,000 (``-- --quick``: to 10,000); table and chart.
+
+    Not in the bare run: it takes 10-15 minutes and 5 GiB of memory. The full
+    run writes bench/capacity.png and bench/capacity.json, which
+    bench/README.md shows; a quick one writes into the session's temp folder.
+    """
+    redis_answers = {"broadcast_backend": "redis", "project_name": "Quart WS Redis"}
+    redis_path = render(session, redis_answers, folder="rendered-redis")
+    memory_path = render(session, {"project_name": "Quart WS Memory"}, folder="rendered-memory")
+    require_binary(session, "redis-server", "redis-server")
+    session.install(f"-e{redis_path}", f"-e{memory_path}", "matplotlib>=3.8")
+    quick = "--quick" in session.posargs
+    folder = Path(session.create_tmp()).resolve() if quick else ROOT / "bench"
+    session.run("python", "-m", "bench.capacity", "--redis-project", str(redis_path),
+                "--memory-project", str(memory_path), "--json", str(folder / "capacity.json"),
+                "--chart", str(folder / "capacity.png"), *session.posargs)  # fmt: skip
+
+
 def newest_python_with(session: nox.Session, projects: list[Path]) -> str | None:
     """A venv of the newest supported Python with ``projects`` installed, for its own rows."""
     interpreter = shutil.which(f"python{PYTHONS[-1]}")
