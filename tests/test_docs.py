@@ -27,9 +27,9 @@ VARIABLE = re.compile(r"\bQUART_([A-Z][A-Z0-9_]*)(?![\w*])")
 READ = {".py", ".md", ".toml", ".yml", ".yaml", ".js", ".html", ".css", ".conf", ""}
 # Modules of the tools a reader runs, not of the project.
 TOOLS = {"pip", "venv", "pytest", "hypercorn", "uvicorn", "playwright", "http.server"}
-# Quart's own variable for `quart run`, and quart-auth's session lifetime:
+# Quart's own variables for `quart run`, and quart-auth's session lifetime:
 # not settings of the app.
-QUARTS_OWN = {"APP", "AUTH_DURATION"}
+QUARTS_OWN = {"APP", "RUN_PORT", "AUTH_DURATION"}
 
 
 def read_files(project: Path) -> dict[str, str]:

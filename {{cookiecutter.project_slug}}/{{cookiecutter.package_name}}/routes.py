@@ -28,7 +28,7 @@ async def index() -> str:
 
 @blueprint.get("/healthz")
 async def healthz() -> ResponseReturnValue:
-    """200 while every dependency is up, 503 otherwise (for load balancers)."""
+    """200 while every registered health check is up, 503 otherwise (for load balancers)."""
     checks = {name: check() for name, check in current_app.extensions["health_checks"].items()}
     healthy = all(state == "up" for state in checks.values())
     body = {"status": "ok" if healthy else "unavailable", "checks": checks}

@@ -2,7 +2,10 @@
 
 A pytest plugin (see ``conftest.py``): ``shared_redis`` serves every test of
 the run, ``redis_server`` is a test's own, to stop and restart, and
-``two_servers`` two app processes that share it.
+``two_servers`` two app processes that share it. Without redis-server on
+PATH, every test that builds or serves the app fails with ``INSTALL_HINT``
+(its broker needs Redis) and the others run: a run without Redis is never
+green.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from ...servers import LiveServer, free_port, run_server
 
 INSTALL_HINT = "redis-server is not on PATH (Debian: apt-get install redis-server)"
 TOKEN = "redis-test-token"  # the broadcast token of two_servers
+# The fixtures that build or serve the app; a test module that imports
+# ``run_server`` or ``wait_until_serving`` serves it too.
+STARTS_THE_APP = {"make_app", "live_server", "redis_server", "two_servers", "redis_cluster",
+                  "own_redis_cluster"}  # fmt: skip
 
 
 def require_redis_server() -> str:
@@ -29,6 +36,20 @@ def require_redis_server() -> str:
     if binary is None:
         pytest.fail(INSTALL_HINT, pytrace=False)
     return binary
+
+
+def starts_the_app(item: pytest.Item) -> bool:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    module = getattr(item, "module", None)
+    serves = hasattr(module, "run_server") or hasattr(module, "wait_until_serving")
+    return bool(fixtures & STARTS_THE_APP) or serves
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test that needs Redis before its fixtures start anything."""
+    if shutil.which("redis-server") is None and starts_the_app(item):
+        pytest.fail(INSTALL_HINT, pytrace=False)
 
 
 def ping(port: int) -> bool:
@@ -83,12 +104,16 @@ def running_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def shared_redis() -> Iterator[RedisServer]:
+def shared_redis() -> Iterator[RedisServer | None]:
     """One redis-server for the run; apps and servers find it via QUART_REDIS_URL.
 
     Each pytest-xdist worker has its own QUART_REDIS_CHANNEL, the prefix of
     every channel and key: the tests of one never hear those of another.
+    None without redis-server: the tests that need it fail in their setup.
     """
+    if shutil.which("redis-server") is None:
+        yield None
+        return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     with running_redis() as server, pytest.MonkeyPatch.context() as patch:
         patch.setenv("QUART_REDIS_URL", server.url)
