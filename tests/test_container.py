@@ -16,11 +16,12 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from .helpers import Render, free_port
 
@@ -69,9 +70,9 @@ def answers_ping(port: int) -> bool:
         return False
 
 
-def post(url: str, body: str) -> int:
+def post(url: str, body: str, token: str = TOKEN) -> int:
     request = urllib.request.Request(
-        f"{url}/api/broadcast", data=body.encode(), headers={"Authorization": f"Bearer {TOKEN}"}
+        f"{url}/api/broadcast", data=body.encode(), headers={"Authorization": f"Bearer {token}"}
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         status: int = response.status
@@ -204,15 +205,43 @@ def test_two_replicas_of_the_redis_image_share_broadcasts(
         podman("rmi", "-f", tag, check=False)
 
 
-@pytest.fixture
-def compose_stack(render: Render) -> Iterator[str]:
-    """compose.yaml of the redis backend up with podman-compose: Redis, two apps, nginx."""
+def readme_env_block(project: Path) -> str:
+    """The README's shell lines that write ``.env`` (``{ echo ...; } > .env``)."""
+    lines = (project / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("{ echo QUART_"))
+    end = next(i for i in range(start, len(lines)) if "> .env" in lines[i])
+    return "\n".join(lines[start : end + 1])
+
+
+def read_env(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {name: value for name, value in pairs}
+
+
+@dataclass
+class Stack:
+    url: str
+    token: str  # QUART_BROADCAST_TOKEN, as the README's block made it
+    users: bool
+
+
+COMPOSED = {"redis": {"broadcast_backend": "redis"},
+            "users": {"broadcast_backend": "redis", "users": True}}  # fmt: skip
+
+
+@pytest.fixture(params=COMPOSED)
+def compose_stack(request: pytest.FixtureRequest, render: Render) -> Iterator[Stack]:
+    """compose.yaml up with podman-compose (Redis, two apps, nginx).
+
+    ``.env`` is what the README's own block writes, plus the local base image.
+    """
     for variable in ("REDIS_IMAGE", "NGINX_IMAGE"):
         assert os.environ.get(variable), f"set {variable} to a local image"
-    project = render(broadcast_backend="redis")
-    (project / ".env").write_text(
-        f"QUART_BROADCAST_TOKEN={TOKEN}\nPYTHON_IMAGE={os.environ['BASE_IMAGE']}\n"
-    )
+    project = render(**COMPOSED[request.param])
+    subprocess.run(["bash", "-c", readme_env_block(project)], cwd=project, check=True, timeout=30)
+    with (project / ".env").open("a") as env:
+        env.write(f"PYTHON_IMAGE={os.environ['BASE_IMAGE']}\n")
+    token = read_env(project / ".env")["QUART_BROADCAST_TOKEN"]
     compose = ["podman-compose", "--project-name", "quart-ws-compose-test",
                "--podman-run-args=--runtime runc"]  # fmt: skip
 
@@ -228,7 +257,7 @@ def compose_stack(render: Render) -> Iterator[str]:
                 assert time.monotonic() < deadline, f"{replica} did not become healthy"
                 time.sleep(0.5)
         wait_healthy("http://127.0.0.1:8000", within=30)
-        yield "http://127.0.0.1:8000"
+        yield Stack("http://127.0.0.1:8000", token, users=request.param == "users")
     finally:
         run("down", "-t", "1")
         # podman-compose's down leaves scaled replicas behind: remove its pod.
@@ -237,14 +266,25 @@ def compose_stack(render: Render) -> Iterator[str]:
 
 
 def test_compose_spreads_clients_over_replicas_and_broadcasts_reach_all(
-    compose_stack: str,
+    compose_stack: Stack,
 ) -> None:
-    ws_url = compose_stack.replace("http", "ws") + "/ws/broadcast"
+    url, token = compose_stack.url, compose_stack.token
+    ws_url = url.replace("http", "ws")
 
     async def check() -> None:
-        clients = [await connect(ws_url) for _ in range(6)]  # each subscribed before accept
+        for _ in range(6):  # anyone may echo; the kernel and nginx spread the connections
+            async with connect(f"{ws_url}/ws") as echo:
+                await echo.send("through nginx")
+                assert await echo.recv() == "through nginx"
+        if compose_stack.users:  # a listener needs a user: without one, 401
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(f"{ws_url}/ws/broadcast")
+            assert refused.value.response.status_code == 401
+            assert await asyncio.to_thread(post, url, "to every replica", token) == 204
+            return
+        clients = [await connect(f"{ws_url}/ws/broadcast") for _ in range(6)]  # subscribed first
         try:
-            assert await asyncio.to_thread(post, compose_stack, "to every replica") == 204
+            assert await asyncio.to_thread(post, url, "to every replica", token) == 204
             for ws in clients:
                 assert await asyncio.wait_for(ws.recv(), 10) == "to every replica"
         finally:
@@ -252,12 +292,13 @@ def test_compose_spreads_clients_over_replicas_and_broadcasts_reach_all(
                 await ws.close()
 
     asyncio.run(check())
-    served = {name: access_log(name).count("GET /ws/broadcast") for name in REPLICAS}
+    # uvicorn's access line of a websocket: '"WebSocket /ws" [accepted]'.
+    served = {name: access_log(name).count("WebSocket /ws") for name in REPLICAS}
     print(f"websockets per replica: {served}")
     assert all(count > 0 for count in served.values()), served  # nginx spread them
 
 
 def access_log(name: str) -> str:
-    """A container's output, both streams: Hypercorn logs access to one of them."""
+    """A container's output, both streams: the server logs access to one of them."""
     result = subprocess.run(["podman", "logs", name], capture_output=True, text=True, check=False)
     return result.stdout + result.stderr
