@@ -41,13 +41,12 @@ def choose_broker(root: Path, package: str, backend: str) -> None:
 
 
 def choose_presence_store(root: Path, package: str, backend: str) -> None:
-    """Keep ``users/presence_<backend>.py`` and ``sessions_<backend>.py``; tests in users/redis."""
+    """Keep ``users/presence_<backend>.py``, ``sessions_<backend>.py`` and tests/users/<backend>."""
     for other in BACKENDS:
         if other != backend:
             for store in ("presence", "sessions"):
                 remove(root, f"{package}/users/{store}_{other}.py")
-    if backend != "redis":
-        shutil.rmtree(root / "tests" / "users" / "redis")
+            shutil.rmtree(root / "tests" / "users" / other)
 
 
 def remove_ci_files(root: Path) -> None:
