@@ -126,13 +126,47 @@ def healthz_status(server: LiveServer) -> int | None:
         return None
 
 
+class PortTaken(RuntimeError):
+    """The server could not listen: another process took its free port first."""
+
+
+def listens(process: subprocess.Popen[bytes], port: int) -> bool:
+    """Whether ``process`` itself holds the socket listening on ``port``.
+
+    A free port is free only until someone binds it: another test's server (an
+    xdist worker, a nox session beside this one) may take it first, and its
+    answers must not pass for this one's. Without ``/proc``, the answer counts.
+    """
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        fds = list(Path(f"/proc/{process.pid}/fd").iterdir())
+    except OSError:
+        return True
+    suffix = f":{port:04X}"
+    listening = {f"socket:[{fields[9]}]" for line in table
+                 if (fields := line.split())[1].endswith(suffix) and fields[3] == "0A"}  # fmt: skip
+    for fd in fds:
+        try:
+            if os.readlink(fd) in listening:
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
 def wait_until_serving(server: LiveServer, timeout: float = 20.0, expect: int = 200) -> None:
-    """Wait until ``GET /healthz`` answers ``expect``; fail if the server exits or never does."""
+    """Wait until ``GET /healthz`` answers ``expect`` from this server's own socket.
+
+    Fails if the server exits (``PortTaken`` if another process answers on its
+    port) or never answers.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        status = healthz_status(server)
         if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with status {server.process.returncode}")
-        if healthz_status(server) == expect:
+            failure = PortTaken if status is not None else RuntimeError
+            raise failure(f"{server.name} exited with status {server.process.returncode}")
+        if status == expect and listens(server.process, server.port):
             return
         time.sleep(0.1)
     raise TimeoutError(f"{server.name} did not answer on port {server.port} within {timeout} s")
@@ -163,9 +197,26 @@ def run_server(
     ``env`` adds environment variables, ``options`` command-line options;
     ``metrics`` turns ``/metrics`` on for ``read_metrics``; ``log`` takes its log.
     """
-    port = port or free_port()
     env = {**(env or {}), **({"QUART_METRICS_TOKEN": METRICS_TOKEN} if metrics else {})}
+    for attempt in range(1, 4):
+        live = start_server(server, port or free_port(), env, options, log)
+        try:
+            try:
+                wait_until_serving(live)
+            except PortTaken:
+                if port or attempt == 3:
+                    raise
+                continue  # on another free port
+            yield live
+            return
+        finally:
+            stop(live.process)
 
+
+def start_server(
+    server: str, port: int, env: dict[str, str], options: tuple[str, ...], log: IO[bytes] | None
+) -> LiveServer:
+    """Start ``server`` on ``port``; ``run_server`` waits for it and stops it."""
     if server == "hypercorn":
         # Hypercorn waits out its graceful timeout on every stop while the ping
         # task of a closed websocket sleeps (README.md, Which server): 1 s, not 5.
@@ -180,12 +231,7 @@ def run_server(
         stderr=log,  # the server's log (both servers write it to stderr); None: the test's
         start_new_session=True,  # a process group of its own: see test_server.py
     )
-    live = LiveServer(process, port, server)
-    try:
-        wait_until_serving(live)
-        yield live
-    finally:
-        stop(process)
+    return LiveServer(process, port, server)
 
 
 @pytest.fixture(params=SERVERS)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from ...servers import listens
 from .redis_server import ping, require_redis_server
 
 NODES = 6  # 3 masters, each with one replica
@@ -117,7 +118,7 @@ class RedisCluster:
         if self.processes[port].poll() is not None:
             log = (self.folder / f"node-{port}.log").read_text(errors="replace")
             raise RuntimeError(f"redis-server on port {port} quit:\n{log[-2000:]}")
-        return ping(port)
+        return ping(port) and listens(self.processes[port], port)
 
     def live_port(self) -> int:
         """A node that runs: the one to ask about the cluster."""

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from ...servers import LiveServer, free_port, run_server
+from ...servers import LiveServer, free_port, listens, run_server
 
 INSTALL_HINT = "redis-server is not on PATH (Debian: apt-get install redis-server)"
 TOKEN = "redis-test-token"  # the broadcast token of two_servers
@@ -78,7 +78,8 @@ class RedisServer:
         command += ["--save", "", "--appendonly", "no"]  # nothing written to disk
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while not ping(self.port):
+        # PONG from this process's own socket: another test's Redis may hold the port.
+        while not (ping(self.port) and listens(self.process, self.port)):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.05)
@@ -95,12 +96,21 @@ class RedisServer:
 
 @contextmanager
 def running_redis() -> Iterator[RedisServer]:
-    server = RedisServer(require_redis_server())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    """A redis-server on a free port: another if a process beside this one took it first."""
+    binary = require_redis_server()
+    for attempt in range(1, 4):
+        server = RedisServer(binary)
+        try:
+            try:
+                server.start()
+            except RuntimeError:
+                if attempt == 3:
+                    raise
+                continue
+            yield server
+            return
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
