@@ -138,16 +138,30 @@ def listens(process: subprocess.Popen[bytes], port: int) -> bool:
     answers must not pass for this one's. Without ``/proc``, the answer counts.
     """
     try:
-        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
-        fds = list(Path(f"/proc/{process.pid}/fd").iterdir())
+        return holds_socket(process.pid, tcp_sockets(port, LISTEN))
     except OSError:
         return True
-    suffix = f":{port:04X}"
-    listening = {f"socket:[{fields[9]}]" for line in table
-                 if (fields := line.split())[1].endswith(suffix) and fields[3] == "0A"}  # fmt: skip
-    for fd in fds:
+
+
+LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
+
+
+def tcp_sockets(local_port: int, state: str, remote_port: int | None = None) -> set[str]:
+    """The IPv4 sockets on ``local_port`` in ``state``, as their fds read (Linux's /proc)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        if (local, fields[3]) == (local_port, state) and remote_port in (None, remote):
+            found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def holds_socket(pid: int, sockets: set[str]) -> bool:
+    """Whether process ``pid`` has one of ``sockets`` open."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
-            if os.readlink(fd) in listening:
+            if os.readlink(fd) in sockets:
                 return True
         except OSError:  # closed meanwhile
             continue

@@ -31,10 +31,10 @@ def test_several_workers_are_refused_with_the_memory_backend() -> None:
 {%- else %}
 from pathlib import Path
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from ..helpers import wait_for
-from ..servers import run_server
+from ..servers import ESTABLISHED, LiveServer, holds_socket, run_server, tcp_sockets
 
 
 def group_alive(group: int) -> bool:
@@ -59,13 +59,34 @@ def workers_of(supervisor: int) -> list[int]:
     return found
 
 
+def worker_of(ws: ClientConnection, server: LiveServer, workers: list[int]) -> int:
+    """The worker that holds the server's end of ``ws`` (Linux's /proc)."""
+    ends = tcp_sockets(server.port, ESTABLISHED, remote_port=ws.local_address[1])
+    return next(worker for worker in workers if holds_socket(worker, ends))
+
+
+async def echoes(ws: ClientConnection) -> bool:
+    await ws.send("ping")
+    return await ws.recv() == "ping"  # pytest-timeout bounds the wait
+
+
 async def test_two_workers_serve_and_stop_together() -> None:
     with run_server(server="uvicorn", options=("--workers", "2")) as server:
         await wait_for(lambda: len(workers_of(server.process.pid)) == 2, within=10)
-        for _ in range(4):  # several connections: the kernel picks a worker for each
-            async with connect(f"{server.ws_url}/ws") as ws:
-                await ws.send("ping")
-                assert await ws.recv() == "ping"
+        workers = workers_of(server.process.pid)
+        async with connect(f"{server.ws_url}/ws") as first:
+            assert await echoes(first)
+            one = worker_of(first, server, workers)
+            # With that worker paused, only the other can take a connection.
+            os.kill(one, signal.SIGSTOP)
+            try:
+                async with connect(f"{server.ws_url}/ws", open_timeout=10) as second:
+                    assert await echoes(second)
+                    other = worker_of(second, server, workers)
+            finally:
+                os.kill(one, signal.SIGCONT)
+            assert await echoes(first)
+        assert sorted([one, other]) == sorted(workers)
         group = server.process.pid  # run_server gives the server a group of its own
     try:
         # SIGTERM to the supervisor alone stops its workers too.
