@@ -45,7 +45,6 @@ nox.options.sessions = [
     "template",
     *default_projects(),
     "lowest",
-    "highest",
     "no_uvloop",
     "lint",
     "deploy_lint",
@@ -107,7 +106,8 @@ def project(session: nox.Session, answers: dict[str, Any]) -> None:
     env = test_env(session, answers)
     path = render(session, answers)
     session.chdir(path)
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]")  # the newest release each bound allows (uv's default)
+    session.run("uv", "pip", "list", silent=False, external=True)  # what was tested
     # This repo's .gitignore hides .nox/, where the project is rendered; ruff
     # honours it and would check no file at all without this flag.
     files = ["--no-respect-gitignore", "."]
@@ -141,7 +141,12 @@ def lowest(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[-1], venv_backend="uv")
 def highest(session: nox.Session) -> None:
-    """Newest Python, newest release of every dependency the project allows."""
+    """Newest Python, newest release of every dependency the project allows.
+
+    Not in the bare run: ``project-3.15(users-redis-uvicorn)`` installs the
+    same releases on the same Python (uv resolves to the highest by default)
+    and runs the same tests, with ruff and mypy.
+    """
     test_at(session, "highest")
 
 
