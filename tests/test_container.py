@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,10 +32,13 @@ TOKEN = "container-token"
 REPLICAS = ("quart-ws-compose-test_app_1", "quart-ws-compose-test_app_2")
 
 
-def podman(*arguments: str, check: bool = True, timeout: float = 600) -> str:
+def podman(
+    *arguments: str, check: bool = True, timeout: float = 600, cwd: Path | None = None
+) -> str:
     result = subprocess.run(
-        ["podman", *arguments], capture_output=True, text=True, timeout=timeout, check=False
-    )
+        ["podman", *arguments], capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd,
+    )  # fmt: skip
     if check and result.returncode != 0:
         raise AssertionError(f"podman {' '.join(arguments)} failed:\n{result.stderr}")
     return result.stdout.strip()
@@ -302,3 +307,56 @@ def access_log(name: str) -> str:
     """A container's output, both streams: the server logs access to one of them."""
     result = subprocess.run(["podman", "logs", name], capture_output=True, text=True, check=False)
     return result.stdout + result.stderr
+
+
+# The renders whose README's `docker run` needs nothing but the image and `.env`
+# (a redis render's names a Redis it cannot reach here: see the tests above).
+DOCKER_RUN = {"broadcast-off": {"broadcast": False}, "defaults": {}, "users": {"users": True}}
+
+
+def readme_container_block(project: Path) -> list[str]:
+    """The shell lines of the README's "In a container" block, comments cut."""
+    readme = (project / "README.md").read_text()
+    block = readme.split("### In a container", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].rstrip() for line in block.splitlines()]
+
+
+@pytest.mark.parametrize("answers", DOCKER_RUN.values(), ids=DOCKER_RUN)
+def test_the_readmes_docker_run_serves_the_render(render: Render, answers: dict[str, bool]) -> None:
+    """The README's own lines: ``.env``, ``docker build``, ``docker run`` (podman, a free port)."""
+    project = render(**answers)
+    lines = readme_container_block(project)
+    build_at = next(i for i, line in enumerate(lines) if line.startswith("docker build "))
+    if build_at:  # the lines that write .env
+        subprocess.run(["bash", "-e", "-c", "\n".join(lines[:build_at])], cwd=project,
+                       check=True, timeout=30)  # fmt: skip
+    tag = shlex.split(lines[build_at])[3]  # docker build -t TAG .
+    run = shlex.split(next(line for line in lines if line.startswith("docker run ")))
+    assert run[:4] == ["docker", "run", "-p", "8000:8000"] and run[-1] == tag, run
+    port = free_port()
+    name = f"quart-ws-docker-run-{port}"
+    build(project, tag)
+    try:
+        podman("run", "-d", "--runtime", "runc", "--name", name, "-p", f"127.0.0.1:{port}:8000",
+               *run[4:], cwd=project)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url)
+        env = read_env(project / ".env") if build_at else {}
+        assert set(env) == {"QUART_BROADCAST_TOKEN"} | (
+            {"QUART_SECRET_KEY"} if answers.get("users") else set()
+        )
+
+        async def check() -> None:
+            async with connect(f"{url.replace('http', 'ws')}/ws") as echo:
+                await echo.send("from the README's docker run")
+                assert await echo.recv() == "from the README's docker run"
+            if env:  # the token came from .env: the app read the file
+                assert await asyncio.to_thread(post, url, "x", env["QUART_BROADCAST_TOKEN"]) == 204
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    await asyncio.to_thread(post, url, "x", "not-the-token")
+                assert refused.value.code == 401
+
+        asyncio.run(check())
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+        podman("rmi", "-f", tag, check=False)
