@@ -342,9 +342,8 @@ def test_the_readmes_docker_run_serves_the_render(render: Render, answers: dict[
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
         env = read_env(project / ".env") if build_at else {}
-        assert set(env) == {"QUART_BROADCAST_TOKEN"} | (
-            {"QUART_SECRET_KEY"} if answers.get("users") else set()
-        )
+        broadcast = {"QUART_BROADCAST_TOKEN"} if answers.get("broadcast", True) else set()
+        assert set(env) == broadcast | ({"QUART_SECRET_KEY"} if answers.get("users") else set())
 
         async def check() -> None:
             async with connect(f"{url.replace('http', 'ws')}/ws") as echo:
