@@ -13,9 +13,6 @@ from collections.abc import Iterator
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from quart_ws_app import create_app
-
-from ..asgi_websocket import Refused, asgi_connect
 from ..helpers import connect
 from ..servers import APP, PRODUCTION, PROJECT_ROOT, SERVERS, LiveServer, free_port, run_server
 from .tickets import ticket_header
@@ -161,13 +158,6 @@ async def test_a_false_demo_login_is_off(value: str) -> None:
         assert call(live, "POST", "/login", "name=x", form)[0] == 404  # log_in's request
 
 
-async def asgi_refusal(app: object, path: str) -> Refused:
-    with pytest.raises(Refused) as refused:
-        async with asgi_connect(app, path, {}) as ws:  # type: ignore[arg-type]
-            await ws.receive()
-    return refused.value
-
-
 def start_and_fail(env: dict[str, str]) -> str:
     """Start the production server with ``env``; it must exit: its output."""
     port = str(free_port())
@@ -189,17 +179,6 @@ def start_and_fail(env: dict[str, str]) -> str:
 )
 def test_a_bad_setting_stops_the_app_with_its_name(env: dict[str, str], named: str) -> None:
     assert named in start_and_fail(env)
-
-
-async def test_without_a_key_and_without_the_start_check_every_request_is_refused() -> None:
-    # As under `uvicorn --lifespan off`: no before_serving hook ever runs.
-    app = create_app({"SECRET_KEY": None})
-    client = app.test_client()
-    for path in ("/", "/healthz"):
-        assert (await client.get(path)).status_code == 503, path
-    assert (await client.post("/api/tickets")).status_code == 503
-    for path in ("/ws/inbox", "/ws"):
-        assert (await asgi_refusal(app, path)).status == 503, path
 
 
 @pytest.mark.parametrize("server", SERVERS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from quart import Quart
 from quart_auth import QuartAuth
 
 from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.broadcast.flood import OverQuota
 from {{ cookiecutter.package_name }}.users import send_to_user
 from {{ cookiecutter.package_name }}.users.api import anonymous_limit, revoke_user
 from {{ cookiecutter.package_name }}.users.identity import Tickets
@@ -168,7 +170,8 @@ def test_the_anonymous_cap_is_a_quarter_of_all_unless_set(
     most: int, limit: int | None, expected: int
 ) -> None:
     config = {"MAX_CONNECTIONS": most, "ANONYMOUS_CONNECTIONS": limit}
-    assert anonymous_limit(config) == expected
+    cap = anonymous_limit(config)
+    assert (cap, type(cap)) == (expected, int)
 
 
 @pytest.mark.parametrize("limit", [0, 101, True, "5"])
@@ -232,3 +235,70 @@ async def test_the_anonymous_cap_counts_each_socket_in_and_out(make_app: AppFact
         async with asgi_connect(app, "/ws", {}) as third:  # the second's place
             await third.accepted()
             assert (await refused(app, "/ws", {})).status == 503
+
+
+async def test_without_a_key_and_without_the_start_check_every_request_is_refused() -> None:
+    # As under `uvicorn --lifespan off`: no before_serving hook ever runs.
+    app = create_app({"SECRET_KEY": None})
+    client = app.test_client()
+    refusal = {"error": "QUART_SECRET_KEY is not set: this app refuses every request"}
+    for path in ("/", "/healthz"):
+        response = await client.get(path)
+        assert (response.status_code, await response.get_json()) == (503, refusal), path
+    assert (await client.post("/api/tickets")).status_code == 503
+    for path in ("/ws/inbox", "/ws"):
+        status, _, body = answer(await refused(app, path, {}))
+        assert (status, body) == (503, refusal), path
+
+
+async def test_without_a_key_the_app_stops_at_start_saying_how_to_make_one() -> None:
+    test_app = create_app({"SECRET_KEY": None}).test_app()
+    said = (
+        "QUART_SECRET_KEY is not set: it signs sessions and tickets"
+        " (a long random string; QUART_DEMO_LOGIN=1 runs a demo without one)"
+    )
+    with pytest.raises(Exception, match=re.escape(said) + "$"):  # Quart's LifespanError
+        await test_app.startup()
+    with pytest.raises(ValueError) as short:
+        create_app({"SECRET_KEY": "k" * 31})
+    assert str(short.value) == (
+        "QUART_SECRET_KEY must be at least 32 characters"
+        " (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
+
+
+def test_the_demo_key_is_said_to_be_for_this_run_only(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"):
+        create_app({"SECRET_KEY": None, "DEMO_LOGIN": True})
+    assert "QUART_DEMO_LOGIN=1: a random QUART_SECRET_KEY for this run only" in caplog.messages
+
+
+async def test_a_bad_user_id_is_refused_by_the_python_api_too(app: Quart) -> None:
+    """``send_to_user`` and ``revoke_user`` are called from app code, not only the routes."""
+    async with app.app_context():
+        for call in (send_to_user("no spaces", "hi"), revoke_user("no spaces")):
+            with pytest.raises(ValueError, match="user id"):
+                await call
+
+
+async def test_a_users_messages_count_against_their_quota_and_the_servers_do_not(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(USER_MESSAGES_PER_SECOND=1, USER_MESSAGE_BURST=1)
+    async with app.app_context():
+        await send_to_user("bob", "one", sender="alice")
+        with pytest.raises(OverQuota):
+            await send_to_user("bob", "two", sender="alice")
+        for text in ("three", "four"):  # from the server (no sender): no quota
+            await send_to_user("bob", text)
+
+
+async def test_revoking_a_user_closes_their_open_sockets_saying_why(app: Quart) -> None:
+    async with asgi_connect(app, "/ws/inbox", ticket_header("dave")) as dave:
+        await dave.accepted()
+        async with app.app_context():
+            await revoke_user("dave")
+        with pytest.raises(Closed) as closed:
+            while True:
+                await dave.receive()
+        assert closed.value.reason == "this session has ended: log in again"

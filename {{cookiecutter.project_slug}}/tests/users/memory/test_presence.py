@@ -164,3 +164,7 @@ async def test_the_memory_store_refreshes_quietly_until_stopped() -> None:
     await tracker.stop()
     assert tracker.task.done()
     assert [notice["type"] for _, notice in broker.notices] == ["join", "leave"]
+
+
+async def test_a_room_nobody_is_in_has_no_users() -> None:
+    assert await MemoryPresenceStore({}).users("empty") == []
