@@ -286,11 +286,13 @@ async def test_a_users_messages_count_against_their_quota_and_the_servers_do_not
 ) -> None:
     app = await make_app(USER_MESSAGES_PER_SECOND=1, USER_MESSAGE_BURST=1)
     async with app.app_context():
-        await send_to_user("bob", "one", sender="alice")
+        await send_to_user("bob", "first", sender="alice")
+        # One a second: five at once pass only if each waits a second (a stalled run).
         with pytest.raises(OverQuota):
-            await send_to_user("bob", "two", sender="alice")
-        for text in ("three", "four"):  # from the server (no sender): no quota
-            await send_to_user("bob", text)
+            for _ in range(5):
+                await send_to_user("bob", "more", sender="alice")
+        for _ in range(5):  # from the server (no sender): no quota
+            await send_to_user("bob", "from the server")
 
 
 async def test_revoking_a_user_closes_their_open_sockets_saying_why(app: Quart) -> None:
