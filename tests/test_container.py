@@ -310,8 +310,14 @@ def access_log(name: str) -> str:
 
 
 # The renders whose README's `docker run` needs nothing but the image and `.env`
-# (a redis render's names a Redis it cannot reach here: see the tests above).
-DOCKER_RUN = {"broadcast-off": {"broadcast": False}, "defaults": {}, "users": {"users": True}}
+# (a redis render's names a Redis it cannot reach here: see the tests above),
+# with the secrets their README writes to `.env`.
+TOKEN_ONLY = {"QUART_BROADCAST_TOKEN"}
+DOCKER_RUN = {
+    "broadcast-off": ({"broadcast": False}, set()),
+    "defaults": ({}, TOKEN_ONLY),
+    "users": ({"users": True}, TOKEN_ONLY | {"QUART_SECRET_KEY"}),
+}
 
 
 def readme_container_block(project: Path) -> list[str]:
@@ -321,18 +327,21 @@ def readme_container_block(project: Path) -> list[str]:
     return [line.split("  #", 1)[0].rstrip() for line in block.splitlines()]
 
 
-@pytest.mark.parametrize("answers", DOCKER_RUN.values(), ids=DOCKER_RUN)
-def test_the_readmes_docker_run_serves_the_render(render: Render, answers: dict[str, bool]) -> None:
+@pytest.mark.parametrize(("answers", "secrets"), DOCKER_RUN.values(), ids=DOCKER_RUN)
+def test_the_readmes_docker_run_serves_the_render(
+    render: Render, answers: dict[str, bool], secrets: set[str]
+) -> None:
     """The README's own lines: ``.env``, ``docker build``, ``docker run`` (podman, a free port)."""
     project = render(**answers)
-    lines = readme_container_block(project)
-    build_at = next(i for i, line in enumerate(lines) if line.startswith("docker build "))
-    if build_at:  # the lines that write .env
-        subprocess.run(["bash", "-e", "-c", "\n".join(lines[:build_at])], cwd=project,
+    if secrets:
+        subprocess.run(["bash", "-e", "-c", readme_env_block(project)], cwd=project,
                        check=True, timeout=30)  # fmt: skip
-    tag = shlex.split(lines[build_at])[3]  # docker build -t TAG .
+    lines = readme_container_block(project)
+    tag = shlex.split(next(line for line in lines if line.startswith("docker build ")))[3]
     run = shlex.split(next(line for line in lines if line.startswith("docker run ")))
     assert run[:4] == ["docker", "run", "-p", "8000:8000"] and run[-1] == tag, run
+    # A render without secrets writes no .env and runs without one.
+    assert any("> .env" in line for line in lines) == bool(secrets) == ("--env-file" in run)
     port = free_port()
     name = f"quart-ws-docker-run-{port}"
     build(project, tag)
@@ -341,9 +350,8 @@ def test_the_readmes_docker_run_serves_the_render(render: Render, answers: dict[
                *run[4:], cwd=project)  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
-        env = read_env(project / ".env") if build_at else {}
-        broadcast = {"QUART_BROADCAST_TOKEN"} if answers.get("broadcast", True) else set()
-        assert set(env) == broadcast | ({"QUART_SECRET_KEY"} if answers.get("users") else set())
+        env = read_env(project / ".env") if secrets else {}
+        assert set(env) == secrets
 
         async def check() -> None:
             async with connect(f"{url.replace('http', 'ws')}/ws") as echo:

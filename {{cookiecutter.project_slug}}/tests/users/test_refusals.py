@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 
 import pytest
@@ -182,8 +181,12 @@ def test_an_anonymous_cap_out_of_range_stops_the_app_naming_it(limit: object) ->
 
 def test_a_key_of_32_characters_is_enough_and_31_are_not() -> None:
     assert create_app({"SECRET_KEY": "k" * 32}).secret_key == "k" * 32
-    with pytest.raises(ValueError, match="QUART_SECRET_KEY must be at least 32 characters"):
+    with pytest.raises(ValueError) as short:
         create_app({"SECRET_KEY": "k" * 31})
+    assert str(short.value) == (
+        "QUART_SECRET_KEY must be at least 32 characters"
+        " (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
 
 
 def test_a_key_of_digits_is_text() -> None:
@@ -249,22 +252,6 @@ async def test_without_a_key_and_without_the_start_check_every_request_is_refuse
     for path in ("/ws/inbox", "/ws"):
         status, _, body = answer(await refused(app, path, {}))
         assert (status, body) == (503, refusal), path
-
-
-async def test_without_a_key_the_app_stops_at_start_saying_how_to_make_one() -> None:
-    test_app = create_app({"SECRET_KEY": None}).test_app()
-    said = (
-        "QUART_SECRET_KEY is not set: it signs sessions and tickets"
-        " (a long random string; QUART_DEMO_LOGIN=1 runs a demo without one)"
-    )
-    with pytest.raises(Exception, match=re.escape(said) + "$"):  # Quart's LifespanError
-        await test_app.startup()
-    with pytest.raises(ValueError) as short:
-        create_app({"SECRET_KEY": "k" * 31})
-    assert str(short.value) == (
-        "QUART_SECRET_KEY must be at least 32 characters"
-        " (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-    )
 
 
 def test_the_demo_key_is_said_to_be_for_this_run_only(caplog: pytest.LogCaptureFixture) -> None:

@@ -34,6 +34,16 @@ async def two_processes(make_app: AppFactory) -> tuple[RedisPresenceStore, Redis
     return RedisPresenceStore(broker, TTL), RedisPresenceStore(broker, TTL)
 
 
+async def alice_on_one_bob_on_two(
+    make_app: AppFactory, room: str
+) -> tuple[RedisPresenceStore, RedisPresenceStore]:
+    """Two processes: alice's socket on the first, bob's on the second."""
+    one, two = await two_processes(make_app)
+    await one.add(room, "alice")
+    await two.add(room, "bob")
+    return one, two
+
+
 async def entries(store: RedisPresenceStore, room: str) -> dict[str, list[str]]:
     """The room's hash as Redis holds it: user -> the processes that have them."""
     found = await store.broker.connected().hgetall(store.key(room))
@@ -77,9 +87,8 @@ async def test_users_are_sorted_per_room_and_the_hash_lives_on_the_rooms_shard(
 async def test_an_entry_not_renewed_expires_and_one_survivor_announces_the_leave(
     make_app: AppFactory, room: str
 ) -> None:
-    one, two = await two_processes(make_app)
-    await one.add(room, "alice")  # the first process dies now: no more renewals
-    await two.add(room, "bob")
+    one, two = await alice_on_one_bob_on_two(make_app, room)
+    # The first process dies now: no more renewals.
     await asyncio.sleep(TTL + 0.2)
     assert await two.users(room) == []  # expired: listed by nobody, even before the reap
     local = {room: Counter({"bob": 1})}
@@ -92,9 +101,7 @@ async def test_an_entry_not_renewed_expires_and_one_survivor_announces_the_leave
 async def test_a_process_that_renews_in_time_keeps_its_users(
     make_app: AppFactory, room: str
 ) -> None:
-    one, two = await two_processes(make_app)
-    await one.add(room, "alice")
-    await two.add(room, "bob")
+    one, two = await alice_on_one_bob_on_two(make_app, room)
     for _ in range(5):  # 1.25 s: past the first entries' expiry
         await asyncio.sleep(TTL / 4)
         assert await one.refresh({room: Counter({"alice": 1})}) == []
@@ -105,9 +112,7 @@ async def test_a_process_that_renews_in_time_keeps_its_users(
 async def test_a_process_reaped_while_it_stalled_rejoins_its_users(
     make_app: AppFactory, room: str
 ) -> None:
-    one, two = await two_processes(make_app)
-    await one.add(room, "alice")
-    await two.add(room, "bob")
+    one, two = await alice_on_one_bob_on_two(make_app, room)
     await asyncio.sleep(TTL + 0.2)  # the first process stalls past its entries' expiry
     local_two = {room: Counter({"bob": 1})}
     assert await two.refresh(local_two) == [("leave", room, "alice")]
