@@ -87,7 +87,7 @@ async def test_users_are_sorted_per_room_and_the_hash_lives_on_the_rooms_shard(
 async def test_an_entry_not_renewed_expires_and_one_survivor_announces_the_leave(
     make_app: AppFactory, room: str
 ) -> None:
-    one, two = await alice_on_one_bob_on_two(make_app, room)
+    _, two = await alice_on_one_bob_on_two(make_app, room)
     # The first process dies now: no more renewals.
     await asyncio.sleep(TTL + 0.2)
     assert await two.users(room) == []  # expired: listed by nobody, even before the reap
