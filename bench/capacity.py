@@ -45,7 +45,15 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from .load import FrameReader, percentile
 from .procstat import cpu_ns, rss_bytes
-from .run import ROOT, free_port, raw_uvicorn_command, redis_server, stop, websockets_command
+from .run import (
+    ROOT,
+    SEED_APP,
+    free_port,
+    raw_uvicorn_command,
+    redis_server,
+    stop,
+    websockets_command,
+)
 
 STEPS = [10_000, 25_000, 50_000, 75_000, 100_000]
 ONE_PROCESS_STEPS = [2_000, 6_000, 10_000, 14_000, 18_000]  # under the 20,000-file limit
@@ -235,6 +243,13 @@ def setups(redis_project: Path, memory_project: Path, quick: bool) -> list[Setup
         ),
         Setup(
             "the memory render, one process (uvicorn)", memory_command, memory_project, one, app_env
+        ),
+        # Quart's own websocket example: the floor of any app on Quart.
+        Setup(
+            "the seed's Quart app, one process (uvicorn)",
+            raw_uvicorn_command(python, SEED_APP),
+            ROOT,
+            one,
         ),
         Setup("raw ASGI on uvicorn, one process", raw_uvicorn_command(python), ROOT, one),
         Setup("bare websockets, one process", websockets_command(python), ROOT, one),

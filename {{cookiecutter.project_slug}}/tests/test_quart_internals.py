@@ -7,7 +7,10 @@ assumptions; the whole file runs on every Python and Quart the project allows.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from quart import Quart, websocket
 from {{ cookiecutter.package_name }}.quart_internals import (
     RECEIVE_QUEUE_SIZE,
     DirectSendWebsocket,
+    WebsocketConnection,
     use_quart_internals,
 )
 
@@ -235,3 +239,31 @@ async def test_every_message_reaches_the_handler_unchanged(
         reply = await ws.receive()
     assert reply == message
     assert type(reply) is type(message)
+
+
+@pytest.fixture
+def no_collector() -> Iterator[None]:
+    """Only reference counting frees objects during the test."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.mark.usefixtures("no_collector")
+async def test_a_closed_connection_is_freed_without_the_cycle_collector(
+    make_app: AppFactory,
+) -> None:
+    # A reference cycle would keep all a socket held (some 110 objects) until
+    # the next full collection, which walks every open socket's objects.
+    app = await make_app()
+    async with asgi_connect(app, "/ws") as ws:
+        await ws.send("hello")
+        assert await ws.receive() == "hello"
+        (connection,) = [o for o in gc.get_objects() if isinstance(o, WebsocketConnection)]
+        freed = weakref.ref(connection)
+        del connection
+    # The client went away while the handler waited on a receive: Quart cancelled it.
+    await wait_for(lambda: freed() is None)

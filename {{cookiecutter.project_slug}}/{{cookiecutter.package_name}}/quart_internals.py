@@ -117,6 +117,10 @@ class WebsocketConnection(ASGIWebsocketConnection):
                 await super().__call__(receive, send)
             finally:
                 self.ended = True
+                # The cancelled handler's traceback holds the frames that hold
+                # this connection: a reference cycle, and all the socket held
+                # would wait for the next full collection of the garbage collector.
+                self.handler = self.websocket = None
             # Quart up to 0.22 stops receiving once the handler ends. Messages
             # the client sent before it saw the close then fill the server's
             # own queue, and Hypercorn waits forever to hand over the
